@@ -1,0 +1,344 @@
+package bulk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+	"github.com/apinizer-rotation/rotator/pkg/rotation"
+)
+
+// Rotator rotates one secret now under a token.
+type Rotator interface {
+	RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error)
+}
+
+var _ Rotator = (*rotation.Engine)(nil)
+
+// Defaults for Handler.
+const (
+	DefaultMaxConcurrency = 10
+	// DefaultJobTimeLeft is the least time before the deadline at which a
+	// job is still started; later ones are reported for a retry instead of
+	// being cut off mid-way.
+	DefaultJobTimeLeft = 10 * time.Second
+	// responseReserve is kept back from every job's deadline for sending
+	// dead-letter records and answering.
+	responseReserve = 2 * time.Second
+)
+
+// Handler is the bulk function.
+type Handler struct {
+	Rotator        Rotator
+	DeadLetters    rotation.DeadLetters
+	Logger         *slog.Logger
+	MaxConcurrency int
+	JobTimeLeft    time.Duration
+	now            func() time.Time
+}
+
+// verdict is what became of one record.
+type verdict int
+
+const (
+	done       verdict = iota // acknowledged
+	retry                     // reported in batchItemFailures
+	deadLetter                // acknowledged once its record is in the dead-letter queue
+)
+
+type outcome struct {
+	verdict verdict
+	record  *deadletter.Record
+	why     string
+}
+
+// Handle processes one SQS batch and returns the messages to retry.
+func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	start := h.clock()
+	log := h.logger()
+	outcomes := make([]outcome, len(ev.Records))
+	var tokenProblem sync.Once
+	tokenFailed := make(chan struct{})
+
+	// run every group of records; records of one group run in order
+	sem := make(chan struct{}, h.concurrency())
+	var wg sync.WaitGroup
+	for _, g := range groups(ev.Records) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failed := false
+			for _, i := range g.indexes {
+				rec := ev.Records[i]
+				switch {
+				case failed && g.ordered:
+					outcomes[i] = outcome{verdict: retry, why: "an earlier message of its FIFO group failed"}
+					continue
+				case isClosed(tokenFailed):
+					outcomes[i] = outcome{verdict: retry, why: "not started: the Apinizer token is failing"}
+					continue
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					outcomes[i] = outcome{verdict: retry, why: "not started: the invocation ended"}
+					failed = true
+					continue
+				}
+				outcomes[i] = h.one(ctx, rec, func() { tokenProblem.Do(func() { close(tokenFailed) }) })
+				<-sem
+				if outcomes[i].verdict == retry {
+					failed = true
+				}
+				if g.ordered && outcomes[i].verdict == deadLetter {
+					// in a FIFO group the record must be in the queue
+					// before the next message runs
+					h.sendNow(ctx, &outcomes[i])
+					failed = failed || outcomes[i].verdict == retry
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	// dead-letter records, ten per call; a record not sent is retried
+	h.sendDeadLetters(ctx, outcomes)
+
+	resp, err := h.response(ev.Records, outcomes)
+	counts := map[string]int{}
+	for _, o := range outcomes {
+		counts[[]string{"done", "retry", "deadLettered"}[o.verdict]]++
+	}
+	if isClosed(tokenFailed) {
+		log.Error("apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID; "+
+			"messages will be retried", "outcome", "token_problem")
+	}
+	log.Info("batch done", "records", len(ev.Records), "done", counts["done"],
+		"retry", counts["retry"], "deadLettered", counts["deadLettered"],
+		"durationMs", h.clock().Sub(start).Milliseconds())
+	return resp, err
+}
+
+// one handles one record, recovering from a panic in it.
+func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem func()) (out outcome) {
+	log := h.logger().With("messageId", rec.MessageId)
+	started := h.clock()
+	base := deadletter.Record{
+		Source:       deadletter.SourceBulk,
+		MessageID:    rec.MessageId,
+		JobBody:      rec.Body,
+		ReceiveCount: rec.Attributes["ApproximateReceiveCount"],
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("job panicked", "outcome", deadletter.ReasonUnexpected, "panic", fmt.Sprint(p))
+			r := base
+			r.Reason = deadletter.ReasonUnexpected
+			r.Error = fmt.Sprintf("internal error while handling the job (recovered panic): %v", p)
+			out = outcome{verdict: deadLetter, record: &r}
+		}
+	}()
+
+	job, err := ParseJob(rec.Body)
+	if err != nil {
+		log.Warn("invalid job", "outcome", deadletter.ReasonInvalidJob, "error", err.Error())
+		r := base
+		r.Reason, r.Error = deadletter.ReasonInvalidJob, err.Error()
+		return outcome{verdict: deadLetter, record: &r}
+	}
+	base.SecretID, base.JobID = job.SecretID, job.JobID
+	log = log.With("secretId", job.SecretID, "jobId", job.JobID)
+
+	// start only with enough time left to finish
+	if dl, ok := ctx.Deadline(); ok && dl.Sub(h.clock()) < h.jobTimeLeft() {
+		log.Warn("job not started: too little time left", "outcome", "retry")
+		return outcome{verdict: retry, why: "not started: too little time left before the deadline"}
+	}
+	jctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		jctx, cancel = context.WithDeadline(ctx, dl.Add(-responseReserve))
+		defer cancel()
+	}
+
+	token := Token(job, rec.MessageId)
+	res, err := h.Rotator.RotateNow(jctx, job.SecretID, token)
+	durationMs := h.clock().Sub(started).Milliseconds()
+	if err == nil {
+		log.Info("job done", "outcome", outcomeName(res), "versionId", res.VersionID,
+			"project", res.ProjectName, "username", res.Username, "durationMs", durationMs)
+		return outcome{verdict: done}
+	}
+
+	d := rotation.Classify(err)
+	switch {
+	case d.TokenProblem:
+		onTokenProblem()
+		return outcome{verdict: retry, why: "apinizer token problem"}
+	case d.Reason == "":
+		log.Warn("job failed; it will be retried", "outcome", "retry", "error", err.Error(),
+			"durationMs", durationMs)
+		return outcome{verdict: retry, why: err.Error()}
+	}
+	r := base
+	r.Reason, r.Error, r.Environments = d.Reason, err.Error(), d.Environments
+	r.VersionID, r.ProjectName, r.Username = res.VersionID, res.ProjectName, res.Username
+	var f *rotation.Failure
+	if errors.As(err, &f) {
+		r.VersionID, r.ProjectName, r.Username = f.VersionID, f.ProjectName, f.Username
+	}
+	log.Error("job cannot succeed; recording it in the dead-letter queue", "outcome", d.Reason,
+		"versionId", r.VersionID, "project", r.ProjectName, "username", r.Username,
+		"error", err.Error(), "durationMs", durationMs)
+	return outcome{verdict: deadLetter, record: &r}
+}
+
+// sendNow sends one record at once (FIFO groups) and marks it sent.
+func (h *Handler) sendNow(ctx context.Context, o *outcome) {
+	if err := h.DeadLetters.Send(ctx, *o.record); err != nil {
+		h.logger().Error("dead-letter record not sent; message will be retried",
+			"messageId", o.record.MessageID, "error", err.Error())
+		*o = outcome{verdict: retry, why: "dead-letter send failed"}
+		return
+	}
+	*o = outcome{verdict: done}
+}
+
+// sendDeadLetters sends every record still waiting, in one Send call that
+// batches by ten, and turns each record the queue did not take into a retry.
+func (h *Handler) sendDeadLetters(ctx context.Context, outcomes []outcome) {
+	var records []deadletter.Record
+	var owners []int
+	for i, o := range outcomes {
+		if o.verdict == deadLetter {
+			records = append(records, *o.record)
+			owners = append(owners, i)
+		}
+	}
+	if len(records) == 0 {
+		return
+	}
+	err := h.DeadLetters.Send(ctx, records...)
+	var se *deadletter.SendError
+	switch {
+	case err == nil:
+	case errors.As(err, &se):
+		for j := range se.Failed {
+			outcomes[owners[j]] = outcome{verdict: retry, why: "dead-letter send failed"}
+		}
+	default:
+		for _, i := range owners {
+			outcomes[i] = outcome{verdict: retry, why: "dead-letter send failed"}
+		}
+	}
+	if err != nil {
+		h.logger().Error("dead-letter records not sent; their messages will be retried", "error", err.Error())
+	}
+}
+
+// response lists every record to retry, by message id, once each.
+func (h *Handler) response(records []events.SQSMessage, outcomes []outcome) (events.SQSEventResponse, error) {
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	seen := map[string]bool{}
+	for i, o := range outcomes {
+		if o.verdict != retry {
+			continue
+		}
+		id := records[i].MessageId
+		if id == "" {
+			// nothing to name it by: only failing the batch keeps it
+			return events.SQSEventResponse{}, errors.New("a record without a messageId failed: " +
+				"failing the whole batch so that nothing is lost")
+		}
+		if !seen[id] {
+			seen[id] = true
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
+		}
+	}
+	return resp, nil
+}
+
+// group is a set of records that run one after another.
+type group struct {
+	indexes []int
+	ordered bool // a FIFO message group: stop at the first failure
+}
+
+// groups splits a batch: FIFO records by message group, in order; others
+// by secret, so that two jobs for one secret never race inside a batch.
+func groups(records []events.SQSMessage) []group {
+	var out []group
+	byKey := map[string]int{}
+	for i, r := range records {
+		fifo := strings.HasSuffix(r.EventSourceARN, ".fifo")
+		key := "message:" + r.MessageId + fmt.Sprint(i)
+		if fifo {
+			key = "fifo:" + r.Attributes["MessageGroupId"]
+		} else if job, err := ParseJob(r.Body); err == nil {
+			key = "secret:" + job.SecretID
+		}
+		g, ok := byKey[key]
+		if !ok {
+			g = len(out)
+			byKey[key] = g
+			out = append(out, group{ordered: fifo})
+		}
+		out[g].indexes = append(out[g].indexes, i)
+	}
+	return out
+}
+
+func outcomeName(r rotation.Result) string {
+	switch {
+	case r.AlreadyDone:
+		return "already_done"
+	case r.Resumed:
+		return "resumed"
+	default:
+		return "rotated"
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (h *Handler) concurrency() int {
+	if h.MaxConcurrency > 0 {
+		return h.MaxConcurrency
+	}
+	return DefaultMaxConcurrency
+}
+
+func (h *Handler) jobTimeLeft() time.Duration {
+	if h.JobTimeLeft > 0 {
+		return h.JobTimeLeft
+	}
+	return DefaultJobTimeLeft
+}
+
+func (h *Handler) clock() time.Time {
+	if h.now != nil {
+		return h.now()
+	}
+	return time.Now()
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}

@@ -1,0 +1,358 @@
+package bulk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/apinizer-rotation/rotator/pkg/apinizer"
+	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+	"github.com/apinizer-rotation/rotator/pkg/rotation"
+)
+
+// fakeRotator answers per secret id; it records the order of calls.
+type fakeRotator struct {
+	mu      sync.Mutex
+	calls   []string
+	answers map[string]error
+	delay   time.Duration
+	running atomic.Int32
+	peak    atomic.Int32
+}
+
+func (f *fakeRotator) RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error) {
+	n := f.running.Add(1)
+	defer f.running.Add(-1)
+	for {
+		p := f.peak.Load()
+		if n <= p || f.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
+	f.mu.Lock()
+	f.calls = append(f.calls, secretID)
+	err := f.answers[secretID]
+	f.mu.Unlock()
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
+	if secretID == "panics" {
+		panic("boom")
+	}
+	return rotation.Result{VersionID: token, ProjectName: "p", Username: "u"}, err
+}
+
+// fakeDLQ keeps what it was sent; it refuses records of the secrets in
+// refuse.
+type fakeDLQ struct {
+	mu      sync.Mutex
+	records []deadletter.Record
+	refuse  map[string]bool
+}
+
+func (d *fakeDLQ) Send(_ context.Context, rs ...deadletter.Record) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	failed := map[int]error{}
+	for i, r := range rs {
+		if d.refuse[r.SecretID] {
+			failed[i] = errors.New("throttled")
+			continue
+		}
+		d.records = append(d.records, r)
+	}
+	if len(failed) > 0 {
+		return &deadletter.SendError{Failed: failed}
+	}
+	return nil
+}
+
+func msg(id, body string) events.SQSMessage {
+	return events.SQSMessage{MessageId: id, Body: body, EventSourceARN: "arn:aws:sqs:us-east-1:1:jobs",
+		Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
+}
+
+func job(secret string) string { return fmt.Sprintf(`{"secretId":%q}`, secret) }
+
+func failures(resp events.SQSEventResponse) []string {
+	var ids []string
+	for _, f := range resp.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func transient() error {
+	return &apinizer.Error{Op: "x", StatusCode: 503, Class: apinizer.ClassTransient}
+}
+
+func TestS1OneTransientFailureIsTheOnlyItemReported(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"s4": transient()}}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}}
+	var ev events.SQSEvent
+	for i := range 10 {
+		ev.Records = append(ev.Records, msg(fmt.Sprintf("m%d", i), job(fmt.Sprintf("s%d", i))))
+	}
+	resp, err := h.Handle(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"m4"}) {
+		t.Errorf("failures %v, want [m4]", got)
+	}
+	if len(rot.calls) != 10 {
+		t.Errorf("jobs run: %d", len(rot.calls))
+	}
+}
+
+func TestS2AllDoneIsAnEmptyListNotNull(t *testing.T) {
+	h := &Handler{Rotator: &fakeRotator{}, DeadLetters: &fakeDLQ{}}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{msg("a", job("s"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(resp)
+	if string(b) != `{"batchItemFailures":[]}` {
+		t.Errorf("got %s", b)
+	}
+}
+
+func TestS3ResponseKeysAreExact(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"s": transient()}}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}}
+	resp, _ := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{msg("id-1", job("s"))}})
+	b, _ := json.Marshal(resp)
+	if string(b) != `{"batchItemFailures":[{"itemIdentifier":"id-1"}]}` {
+		t.Errorf("got %s", b)
+	}
+}
+
+func TestS4APanicInOneRecordIsDeadLetteredWithItsReason(t *testing.T) {
+	dlq := &fakeDLQ{}
+	h := &Handler{Rotator: &fakeRotator{}, DeadLetters: dlq}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("a", job("panics")), msg("b", job("fine")),
+	}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %v err %v", resp, err)
+	}
+	if len(dlq.records) != 1 || dlq.records[0].Reason != deadletter.ReasonUnexpected || dlq.records[0].MessageID != "a" {
+		t.Errorf("records %+v", dlq.records)
+	}
+}
+
+func TestS5ABadBodyIsDeadLetteredOnceAndTheOthersRun(t *testing.T) {
+	rot := &fakeRotator{}
+	dlq := &fakeDLQ{}
+	h := &Handler{Rotator: rot, DeadLetters: dlq}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("a", job("s1")), msg("b", `{bad`), msg("c", job("s2")),
+	}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %v err %v", resp, err)
+	}
+	if len(rot.calls) != 2 {
+		t.Errorf("valid jobs run: %d", len(rot.calls))
+	}
+	if len(dlq.records) != 1 || dlq.records[0].Reason != deadletter.ReasonInvalidJob ||
+		dlq.records[0].JobBody != `{bad` || dlq.records[0].MessageID != "b" {
+		t.Errorf("records %+v", dlq.records)
+	}
+}
+
+func fifo(id, group, body string) events.SQSMessage {
+	m := msg(id, body)
+	m.EventSourceARN = "arn:aws:sqs:us-east-1:1:jobs.fifo"
+	m.Attributes["MessageGroupId"] = group
+	return m
+}
+
+func TestS6AFIFOFailureStopsTheRestOfItsGroup(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"b": transient()}}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}}
+	resp, _ := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		fifo("a", "g1", job("a")), fifo("b", "g1", job("b")), fifo("c", "g1", job("c")),
+	}})
+	if got := failures(resp); !slices.Equal(got, []string{"b", "c"}) {
+		t.Errorf("failures %v", got)
+	}
+	if slices.Contains(rot.calls, "c") {
+		t.Error("c ran after b failed")
+	}
+}
+
+func TestS7AFIFOFailureInOneGroupDoesNotStopAnother(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"A1": transient()}}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}}
+	resp, _ := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		fifo("A1", "gA", job("A1")), fifo("B1", "gB", job("B1")), fifo("A2", "gA", job("A2")),
+	}})
+	if got := failures(resp); !slices.Equal(got, []string{"A1", "A2"}) {
+		t.Errorf("failures %v", got)
+	}
+	if slices.Contains(rot.calls, "A2") || !slices.Contains(rot.calls, "B1") {
+		t.Errorf("calls %v", rot.calls)
+	}
+}
+
+func TestS8JobsNotStartedInTimeAreReported(t *testing.T) {
+	rot := &fakeRotator{delay: 300 * time.Millisecond}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}, MaxConcurrency: 1, JobTimeLeft: 2300 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var ev events.SQSEvent
+	for i := range 10 {
+		ev.Records = append(ev.Records, msg(fmt.Sprintf("m%d", i), job(fmt.Sprintf("s%d", i))))
+	}
+	start := time.Now()
+	resp, err := h.Handle(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Error("handler ran past the deadline")
+	}
+	started := len(rot.calls)
+	if started == 0 || started == 10 {
+		t.Fatalf("started %d jobs, want some but not all", started)
+	}
+	if len(resp.BatchItemFailures) != 10-started {
+		t.Errorf("reported %d, want %d", len(resp.BatchItemFailures), 10-started)
+	}
+}
+
+func TestConcurrencyIsBounded(t *testing.T) {
+	rot := &fakeRotator{delay: 20 * time.Millisecond}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}, MaxConcurrency: 3}
+	var ev events.SQSEvent
+	for i := range 12 {
+		ev.Records = append(ev.Records, msg(fmt.Sprintf("m%d", i), job(fmt.Sprintf("s%d", i))))
+	}
+	if _, err := h.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if p := rot.peak.Load(); p > 3 || p < 2 {
+		t.Errorf("peak concurrency %d, want up to 3", p)
+	}
+}
+
+func TestDispositionsByOutcome(t *testing.T) {
+	no := false
+	failedDeploy := &rotation.Failure{Err: &apinizer.DeploymentError{Deployment: apinizer.Deployment{
+		Reported: true, Success: &no, Environments: []apinizer.EnvironmentResult{{Name: "staging"}}}},
+		ProjectName: "p", Username: "u", VersionID: "v"}
+	rot := &fakeRotator{answers: map[string]error{
+		"deploy":   failedDeploy,
+		"rejected": &rotation.Failure{Err: &apinizer.Error{StatusCode: 400, Class: apinizer.ClassRejected}},
+		"invalid":  fmt.Errorf("x: %w", rotation.ErrInvalidSecret),
+		"starting": rotation.ErrRotationStarting,
+		"token":    &apinizer.Error{StatusCode: 401, Class: apinizer.ClassToken},
+	}}
+	dlq := &fakeDLQ{}
+	h := &Handler{Rotator: rot, DeadLetters: dlq, MaxConcurrency: 1}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("deploy", job("deploy")), msg("rejected", job("rejected")), msg("invalid", job("invalid")),
+		msg("starting", job("starting")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"starting"}) {
+		t.Errorf("failures %v", got)
+	}
+	reasons := map[string]string{}
+	for _, r := range dlq.records {
+		reasons[r.MessageID] = r.Reason
+	}
+	want := map[string]string{"deploy": "deployment_failed", "rejected": "rejected", "invalid": "invalid_secret"}
+	for k, v := range want {
+		if reasons[k] != v {
+			t.Errorf("%s: reason %q, want %q", k, reasons[k], v)
+		}
+	}
+	for _, r := range dlq.records {
+		if r.MessageID == "deploy" && (len(r.Environments) != 1 || r.Username != "u" || r.VersionID != "v") {
+			t.Errorf("deployment record %+v", r)
+		}
+	}
+}
+
+func TestATokenProblemIsRetriedAndNeverDeadLettered(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{}}
+	var ev events.SQSEvent
+	for i := range 5 {
+		s := fmt.Sprintf("s%d", i)
+		rot.answers[s] = &apinizer.Error{StatusCode: 401, Class: apinizer.ClassToken}
+		ev.Records = append(ev.Records, msg(s, job(s)))
+	}
+	dlq := &fakeDLQ{}
+	h := &Handler{Rotator: rot, DeadLetters: dlq, MaxConcurrency: 1}
+	resp, err := h.Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 5 || len(dlq.records) != 0 {
+		t.Fatalf("resp %v err %v records %d", resp, err, len(dlq.records))
+	}
+	if len(rot.calls) != 1 {
+		t.Errorf("after the first 401 the others should wait: %d calls", len(rot.calls))
+	}
+}
+
+func TestS9ARecordWhoseDeadLetterSendFailedIsRetried(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{
+		"a": fmt.Errorf("x: %w", rotation.ErrInvalidSecret), "b": fmt.Errorf("x: %w", rotation.ErrInvalidSecret)}}
+	dlq := &fakeDLQ{refuse: map[string]bool{"b": true}}
+	h := &Handler{Rotator: rot, DeadLetters: dlq}
+	resp, _ := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("a", job("a")), msg("b", job("b")),
+	}})
+	if got := failures(resp); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("failures %v", got)
+	}
+}
+
+func TestJobsForOneSecretRunOneAfterAnother(t *testing.T) {
+	rot := &fakeRotator{delay: 10 * time.Millisecond}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}}
+	var ev events.SQSEvent
+	for i := range 4 {
+		ev.Records = append(ev.Records, msg(fmt.Sprintf("m%d", i), job("same")))
+	}
+	if _, err := h.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if rot.peak.Load() != 1 {
+		t.Errorf("jobs for one secret overlapped: peak %d", rot.peak.Load())
+	}
+}
+
+func TestTheSampleEventIsABatchOfValidJobs(t *testing.T) {
+	b, err := os.ReadFile("../../events/bulk-batch.json")
+	if err != nil {
+		t.Skip("events/bulk-batch.json not written yet")
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(ev.Records) == 0 {
+		t.Fatal("no records")
+	}
+	for _, r := range ev.Records {
+		if _, err := ParseJob(r.Body); err != nil {
+			t.Errorf("%s: %v", r.MessageId, err)
+		}
+		if r.MessageId == "" || !strings.HasPrefix(r.EventSourceARN, "arn:aws:sqs:") {
+			t.Errorf("record %s is not shaped like SQS's", r.MessageId)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+// Package bulk handles SQS batches of bulk rotation jobs: each message asks
+// for one credential secret to be rotated now. It reports a verdict per
+// message (partial batch response), runs records concurrently with a bound,
+// keeps FIFO groups in order, and dead-letters what cannot succeed.
+package bulk
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// ErrInvalidJob marks a message body that is not a bulk job.
+var ErrInvalidJob = errors.New("invalid bulk job")
+
+// Job is one message body: {"secretId": "<name or ARN>", "jobId": "..."}.
+type Job struct {
+	SecretID string `json:"secretId"`
+	JobID    string `json:"jobId,omitempty"`
+}
+
+const (
+	maxSecretID = 2048
+	maxJobID    = 128
+)
+
+// ParseJob reads a message body. Unknown keys are ignored; a missing or
+// malformed secretId or jobId is an error that says which.
+func ParseJob(body string) (Job, error) {
+	var fields map[string]json.RawMessage
+	dec := json.NewDecoder(strings.NewReader(body))
+	if err := dec.Decode(&fields); err != nil || fields == nil || dec.More() {
+		return Job{}, fmt.Errorf(`%w: the body is not a JSON object like {"secretId": "..."}`, ErrInvalidJob)
+	}
+	var job Job
+	raw, ok := fields["secretId"]
+	if !ok {
+		return Job{}, fmt.Errorf("%w: key \"secretId\" is missing", ErrInvalidJob)
+	}
+	if err := json.Unmarshal(raw, &job.SecretID); err != nil {
+		return Job{}, fmt.Errorf("%w: \"secretId\" must be a string", ErrInvalidJob)
+	}
+	if err := checkText("secretId", job.SecretID, maxSecretID); err != nil {
+		return Job{}, err
+	}
+	if raw, ok := fields["jobId"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &job.JobID); err != nil {
+			return Job{}, fmt.Errorf("%w: \"jobId\" must be a string", ErrInvalidJob)
+		}
+		if job.JobID != "" {
+			if err := checkText("jobId", job.JobID, maxJobID); err != nil {
+				return Job{}, err
+			}
+		}
+	}
+	return job, nil
+}
+
+func checkText(key, v string, limit int) error {
+	if v == "" {
+		return fmt.Errorf("%w: %q is empty", ErrInvalidJob, key)
+	}
+	if len(v) > limit {
+		return fmt.Errorf("%w: %q is longer than %d characters", ErrInvalidJob, key, limit)
+	}
+	for _, r := range v {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) || r == ' ' {
+			return fmt.Errorf("%w: %q must be printable ASCII without spaces", ErrInvalidJob, key)
+		}
+	}
+	return nil
+}
+
+// Token derives the rotation token (the new version's id) of a job. It
+// depends only on the secret and on the job id, or the message id when the
+// job has none, so a redelivered message resumes the same rotation and a
+// job enqueued twice under one job id rotates once.
+func Token(job Job, messageID string) string {
+	id := job.JobID
+	if id == "" {
+		id = "message:" + messageID
+	}
+	sum := sha256.Sum256([]byte("apinizer-bulk-job\x00" + job.SecretID + "\x00" + id))
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,153 @@
+// Package config reads the functions' configuration from the environment
+// and refuses, in one message, anything missing or malformed.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Names of the environment variables both functions read.
+const (
+	EnvBaseURL            = "APINIZER_BASE_URL"
+	EnvTokenSecretID      = "APINIZER_TOKEN_SECRET_ID"
+	EnvDeadLetterQueueURL = "DEAD_LETTER_QUEUE_URL"
+	EnvPasswordLength     = "PASSWORD_LENGTH"
+	EnvExcludeCharacters  = "EXCLUDE_CHARACTERS"
+	EnvBulkMaxConcurrency = "BULK_MAX_CONCURRENCY"
+)
+
+// DefaultPasswordLength is the length of a generated password.
+const DefaultPasswordLength = 32
+
+// DefaultExcludeCharacters are left out of generated passwords: quotes and
+// backslash (JSON, shells), the URL delimiters and '%' (paths, query
+// strings), ':' (Basic auth splits user and password on it), '@' (userinfo
+// in URLs), and brackets and braces. Spaces are never generated.
+const DefaultExcludeCharacters = "\"#%&'()+,/:;<=>?@[\\]^`{|}~"
+
+// DefaultBulkMaxConcurrency is sized for one SQS batch of ten records.
+const DefaultBulkMaxConcurrency = 10
+
+// Config is what both functions need to run.
+type Config struct {
+	BaseURL            string
+	TokenSecretID      string
+	DeadLetterQueueURL string
+	PasswordLength     int
+	ExcludeCharacters  string
+	BulkMaxConcurrency int
+}
+
+// FromEnv reads Config with os.LookupEnv.
+func FromEnv() (Config, error) { return Load(os.LookupEnv) }
+
+// Load reads Config through lookup. Every problem found is reported in the
+// one returned error, so a misconfigured function says all it needs at once.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	var problems []string
+	get := func(name string) string {
+		v, _ := lookup(name)
+		return strings.TrimSpace(v)
+	}
+	cfg := Config{
+		BaseURL:            get(EnvBaseURL),
+		TokenSecretID:      get(EnvTokenSecretID),
+		DeadLetterQueueURL: get(EnvDeadLetterQueueURL),
+		PasswordLength:     DefaultPasswordLength,
+		ExcludeCharacters:  DefaultExcludeCharacters,
+		BulkMaxConcurrency: DefaultBulkMaxConcurrency,
+	}
+
+	if cfg.BaseURL == "" {
+		problems = append(problems, EnvBaseURL+" is not set")
+	} else if err := CheckBaseURL(cfg.BaseURL); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: %v", EnvBaseURL, err))
+	}
+	if cfg.TokenSecretID == "" {
+		problems = append(problems, EnvTokenSecretID+" is not set")
+	}
+	if cfg.DeadLetterQueueURL == "" {
+		problems = append(problems, EnvDeadLetterQueueURL+" is not set")
+	} else if u, err := url.Parse(cfg.DeadLetterQueueURL); err != nil || u.Host == "" ||
+		(u.Scheme != "https" && u.Scheme != "http") {
+		problems = append(problems, EnvDeadLetterQueueURL+" is not a queue URL")
+	}
+	if v := get(EnvPasswordLength); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 16 || n > 4096 {
+			problems = append(problems, EnvPasswordLength+" must be a whole number from 16 to 4096")
+		} else {
+			cfg.PasswordLength = n
+		}
+	}
+	if v, ok := lookup(EnvExcludeCharacters); ok && v != "" {
+		if !printableASCII(v) {
+			problems = append(problems, EnvExcludeCharacters+" must be printable ASCII")
+		} else {
+			cfg.ExcludeCharacters = v
+		}
+	}
+	if v := get(EnvBulkMaxConcurrency); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			problems = append(problems, EnvBulkMaxConcurrency+" must be a whole number from 1 to 100")
+		} else {
+			cfg.BulkMaxConcurrency = n
+		}
+	}
+
+	if len(problems) > 0 {
+		return Config{}, errors.New("configuration: " + strings.Join(problems, "; "))
+	}
+	return cfg, nil
+}
+
+// CheckBaseURL accepts an absolute https URL, or plain http to a loopback
+// address for local runs. Passwords and tokens go to this address only.
+func CheckBaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return errors.New("must be an absolute URL such as https://apinizer.example.com")
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return errors.New("must not carry user info, a query or a fragment")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return errors.New("must use https (plain http is allowed for loopback addresses only)")
+	default:
+		return fmt.Errorf("scheme %q is not supported, use https", u.Scheme)
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func printableASCII(s string) bool {
+	for _, r := range s {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}

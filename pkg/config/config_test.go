@@ -1,0 +1,86 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func valid() map[string]string {
+	return map[string]string{
+		EnvBaseURL:            "https://apinizer.example.com",
+		EnvTokenSecretID:      "apinizer/token",
+		EnvDeadLetterQueueURL: "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+	}
+}
+
+func TestLoadAppliesDefaults(t *testing.T) {
+	cfg, err := Load(env(valid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PasswordLength != 32 || cfg.ExcludeCharacters != DefaultExcludeCharacters ||
+		cfg.BulkMaxConcurrency != 10 {
+		t.Errorf("defaults not applied: %+v", cfg)
+	}
+}
+
+func TestDefaultExclusionsCoverWhatBreaksURLsJSONAndBasicAuth(t *testing.T) {
+	for _, c := range []string{`"`, `\`, ":", "@", "/", "%", "#", "&", "?", "+", "'"} {
+		if !strings.Contains(DefaultExcludeCharacters, c) {
+			t.Errorf("default exclusions miss %q", c)
+		}
+	}
+}
+
+func TestLoadReportsEveryProblemInOneError(t *testing.T) {
+	cases := []struct {
+		name string
+		set  map[string]string
+		want []string
+	}{
+		{"nothing set", map[string]string{}, []string{EnvBaseURL, EnvTokenSecretID, EnvDeadLetterQueueURL}},
+		{"plain http to a remote host", map[string]string{EnvBaseURL: "http://apinizer.example.com"}, []string{"https"}},
+		{"relative URL", map[string]string{EnvBaseURL: "apinizer.example.com"}, []string{"absolute"}},
+		{"a query string", map[string]string{EnvBaseURL: "https://h/?x=1"}, []string{"query"}},
+		{"length not a number", map[string]string{EnvPasswordLength: "long"}, []string{EnvPasswordLength}},
+		{"length too short", map[string]string{EnvPasswordLength: "8"}, []string{EnvPasswordLength}},
+		{"exclusions not ASCII", map[string]string{EnvExcludeCharacters: "é"}, []string{EnvExcludeCharacters}},
+		{"concurrency zero", map[string]string{EnvBulkMaxConcurrency: "0"}, []string{EnvBulkMaxConcurrency}},
+		{"queue URL not a URL", map[string]string{EnvDeadLetterQueueURL: "dlq"}, []string{EnvDeadLetterQueueURL}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := valid()
+			if len(tc.set) == 0 {
+				m = map[string]string{}
+			}
+			for k, v := range tc.set {
+				m[k] = v
+			}
+			_, err := Load(env(m))
+			if err == nil {
+				t.Fatal("expected an error")
+			}
+			if strings.Count(err.Error(), "configuration:") != 1 {
+				t.Errorf("want one message, got %q", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoopbackHTTPIsAllowedForLocalRuns(t *testing.T) {
+	for _, u := range []string{"http://127.0.0.1:8099", "http://localhost:1", "http://[::1]:2"} {
+		if err := CheckBaseURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}

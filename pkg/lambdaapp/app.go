@@ -1,0 +1,61 @@
+// Package lambdaapp wires the parts both functions share: configuration,
+// the AWS clients, the Apinizer client, the rotation engine and the
+// dead-letter sender. The functions' main packages only call it.
+package lambdaapp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/apinizer-rotation/rotator/pkg/apinizer"
+	"github.com/apinizer-rotation/rotator/pkg/config"
+	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+	"github.com/apinizer-rotation/rotator/pkg/rotation"
+)
+
+// App holds what a function needs for every invocation, built once per
+// cold start.
+type App struct {
+	Config      config.Config
+	Logger      *slog.Logger
+	Engine      *rotation.Engine
+	DeadLetters *deadletter.Sender
+}
+
+// New reads the configuration from the environment and builds the clients.
+// The AWS SDK reads AWS_ENDPOINT_URL itself, which is how local runs reach
+// an emulator.
+func New(ctx context.Context) (*App, error) {
+	logger := lambdacontext.NewLogger()
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	client, err := apinizer.New(cfg.BaseURL, apinizer.NewSecretToken(sm, cfg.TokenSecretID),
+		apinizer.Options{Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %s: %w", config.EnvBaseURL, err)
+	}
+	return &App{
+		Config: cfg,
+		Logger: logger,
+		Engine: &rotation.Engine{
+			Secrets:  sm,
+			Apinizer: client,
+			Policy:   rotation.PasswordPolicy{Length: cfg.PasswordLength, ExcludeCharacters: cfg.ExcludeCharacters},
+			Logger:   logger,
+		},
+		DeadLetters: deadletter.NewSender(sqs.NewFromConfig(awsCfg), cfg.DeadLetterQueueURL),
+	}, nil
+}

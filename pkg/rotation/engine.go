@@ -1,0 +1,306 @@
+// Package rotation runs the Secrets Manager rotation contract for secrets
+// that hold an Apinizer credential: the four steps one at a time for the
+// rotation function, or all in one go for a bulk job.
+//
+// The rule that shapes every step: a password Apinizer holds is always the
+// value of AWSCURRENT or of AWSPENDING. The new password is written to
+// AWSPENDING (under the rotation's token) before it is sent, and promoted
+// only after Apinizer reports it deployed. A retried step finds the pending
+// value and sends that same password again; it never makes a second one.
+package rotation
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/apinizer-rotation/rotator/pkg/apinizer"
+	"github.com/apinizer-rotation/rotator/pkg/sensitive"
+)
+
+// PasswordChanger changes a credential's password in Apinizer.
+type PasswordChanger interface {
+	ChangePassword(ctx context.Context, projectName, username string,
+		password sensitive.String) (*apinizer.Deployment, error)
+}
+
+var _ PasswordChanger = (*apinizer.Client)(nil)
+
+// PasswordPolicy says how new passwords are generated.
+type PasswordPolicy struct {
+	Length            int
+	ExcludeCharacters string
+}
+
+// Engine runs rotations. Its fields are set once; it keeps no state between
+// calls and is safe for concurrent use.
+type Engine struct {
+	Secrets  SecretsAPI
+	Apinizer PasswordChanger
+	Policy   PasswordPolicy
+	Logger   *slog.Logger
+	// CallTimeout bounds each Secrets Manager call; 10 s when zero.
+	CallTimeout time.Duration
+}
+
+// Failure is a step that failed for a known credential. It carries what a
+// dead-letter record needs, never a value.
+type Failure struct {
+	Step        string
+	SecretID    string
+	VersionID   string
+	ProjectName string
+	Username    string
+	Err         error
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("%s: secret %s version %s (credential %s/%s): %v",
+		f.Step, f.SecretID, f.VersionID, f.ProjectName, f.Username, f.Err)
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Run performs one step of a rotation, as the rotation function is asked to
+// by Secrets Manager.
+func (e *Engine) Run(ctx context.Context, ev Event) error {
+	if err := ValidateEvent(ev); err != nil {
+		return err
+	}
+	start := time.Now()
+	log := e.logger().With("secretId", ev.SecretID, "versionId", ev.ClientRequestToken, "step", ev.Step)
+
+	// every step: rotation enabled, and the token names a pending version
+	desc, err := e.describe(ctx, ev.SecretID)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ev.Step, err)
+	}
+	if !aws.ToBool(desc.RotationEnabled) {
+		return fmt.Errorf("%s: %w: rotation is not enabled for secret %s", ev.Step, ErrInvalidSecret, ev.SecretID)
+	}
+	vs := versions(desc.VersionIdsToStages)
+	token := ev.ClientRequestToken
+	if _, ok := vs[token]; !ok {
+		return fmt.Errorf("%s: secret %s has no version %s: no stage for rotation", ev.Step, ev.SecretID, token)
+	}
+	if vs.has(token, stageCurrent) {
+		log.Info("version is already AWSCURRENT; nothing to do", "outcome", "already_current")
+		return nil
+	}
+	if !vs.has(token, stagePending) {
+		return fmt.Errorf("%s: version %s of secret %s is not AWSPENDING", ev.Step, token, ev.SecretID)
+	}
+
+	switch ev.Step {
+	case StepCreate:
+		err = e.create(ctx, log, ev.SecretID, token, ev.RotationToken)
+	case StepSet:
+		err = e.set(ctx, log, ev.SecretID, token)
+	case StepTest:
+		err = e.test(ctx, log, ev.SecretID, token)
+	case StepFinish:
+		err = e.finish(ctx, log, ev.SecretID, token, vs.holding(stageCurrent))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", ev.Step, err)
+	}
+	log.Info("step done", "outcome", "ok", "durationMs", time.Since(start).Milliseconds())
+	return nil
+}
+
+// create writes the new value under the token as AWSPENDING, unless a
+// value is already there: then it is kept, so that a retried rotation sends
+// the password it stored first.
+func (e *Engine) create(ctx context.Context, log *slog.Logger, secretID, token, rotationToken string) error {
+	current, err := e.current(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	log = log.With("project", current.ProjectName, "username", current.Username)
+
+	// a pending value for this token is the write-ahead log: keep it
+	pending, found, err := e.pending(ctx, secretID, token)
+	if err != nil {
+		return err
+	}
+	if found {
+		if err := sameCredential(pending, current, token); err != nil {
+			return err
+		}
+		log.Info("pending value already written; keeping it", "outcome", "kept")
+		return nil
+	}
+
+	// generate, then store before anything is sent
+	password, err := e.generate(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	if err := e.putPending(ctx, secretID, token, rotationToken, current, password); err != nil {
+		return err
+	}
+	log.Info("pending value written", "outcome", "created")
+	return nil
+}
+
+// set sends the pending password to Apinizer. Sending it again is harmless:
+// it is the same value.
+func (e *Engine) set(ctx context.Context, log *slog.Logger, secretID, token string) error {
+	pending, found, err := e.pending(ctx, secretID, token)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("version %s of secret %s has no pending value: createSecret has not run",
+			token, secretID)
+	}
+	current, err := e.current(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	if err := sameCredential(pending, current, token); err != nil {
+		return err
+	}
+	return e.send(ctx, log, StepSet, secretID, token, pending)
+}
+
+// send changes the password in Apinizer and turns any failure into a
+// Failure that names the credential.
+func (e *Engine) send(ctx context.Context, log *slog.Logger, step, secretID, versionID string, c Credential) error {
+	log = log.With("project", c.ProjectName, "username", c.Username)
+	if c.Password.Empty() {
+		return fmt.Errorf("%w: pending version %s has an empty password", ErrInvalidSecret, versionID)
+	}
+	start := time.Now()
+	dep, err := e.Apinizer.ChangePassword(ctx, c.ProjectName, c.Username, c.Password)
+	if err != nil {
+		log.Warn("apinizer did not take the password", "outcome", apinizer.ClassOf(err).String(),
+			"apinizerMs", time.Since(start).Milliseconds(), "error", err.Error())
+		return &Failure{Step: step, SecretID: secretID, VersionID: versionID,
+			ProjectName: c.ProjectName, Username: c.Username, Err: err}
+	}
+	log.Info("password deployed", "outcome", "deployed", "environments", len(dep.Environments),
+		"apinizerMs", time.Since(start).Milliseconds())
+	return nil
+}
+
+// test checks the pending value without side effects. It may run alone
+// (rotation configured without an immediate rotation), so it assumes
+// nothing about the other steps and sends nothing anywhere.
+func (e *Engine) test(ctx context.Context, log *slog.Logger, secretID, token string) error {
+	pending, found, err := e.pending(ctx, secretID, token)
+	if err != nil {
+		return err
+	}
+	if !found {
+		log.Warn("pending version has no value; nothing to test", "outcome", "nothing_to_test")
+		return nil
+	}
+	current, err := e.current(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	if err := sameCredential(pending, current, token); err != nil {
+		return err
+	}
+	if pending.Password.Empty() {
+		return fmt.Errorf("%w: pending version %s has an empty password", ErrInvalidSecret, token)
+	}
+	// TODO: probe the gateway with the pending password (issue 3); until
+	// then the log says what was and was not checked.
+	log.Info("pending value checked", "outcome", "checked",
+		"project", pending.ProjectName, "username", pending.Username,
+		"copyOfCurrent", pending.Password.Equal(current.Password),
+		"checked", "value parses and names the current credential",
+		"notChecked", "that the gateway accepts the password (no gateway probe configured)")
+	return nil
+}
+
+// finish moves AWSCURRENT to the token. AWSPENDING stays on the same
+// version, which Secrets Manager accepts and which costs no extra write.
+func (e *Engine) finish(ctx context.Context, log *slog.Logger, secretID, token, currentVersion string) error {
+	if currentVersion == token {
+		log.Info("version is already AWSCURRENT", "outcome", "already_current")
+		return nil
+	}
+	if err := e.promote(ctx, secretID, token, currentVersion); err != nil {
+		return err
+	}
+	log.Info("version promoted to AWSCURRENT", "outcome", "promoted", "previousVersionId", currentVersion)
+	return nil
+}
+
+func (e *Engine) generate(ctx context.Context, secretID string) (sensitive.String, error) {
+	cctx, cancel := e.call(ctx)
+	defer cancel()
+	out, err := e.Secrets.GetRandomPassword(cctx, &secretsmanager.GetRandomPasswordInput{
+		PasswordLength:          aws.Int64(int64(e.Policy.Length)),
+		ExcludeCharacters:       aws.String(e.Policy.ExcludeCharacters),
+		IncludeSpace:            aws.Bool(false),
+		RequireEachIncludedType: aws.Bool(true),
+	})
+	if err != nil {
+		return sensitive.String{}, fmt.Errorf("generating a password for secret %s: %w", secretID, err)
+	}
+	p := aws.ToString(out.RandomPassword)
+	if p == "" {
+		return sensitive.String{}, fmt.Errorf("generating a password for secret %s: empty answer", secretID)
+	}
+	return sensitive.New(p), nil
+}
+
+// putPending writes the current value with the new password as version
+// token, labelled AWSPENDING. Naming the token keeps the version the one
+// Secrets Manager is rotating.
+func (e *Engine) putPending(ctx context.Context, secretID, token, rotationToken string,
+	current Credential, password sensitive.String) error {
+	value, err := current.WithPassword(password)
+	if err != nil {
+		return err
+	}
+	in := &secretsmanager.PutSecretValueInput{
+		SecretId:           aws.String(secretID),
+		ClientRequestToken: aws.String(token),
+		SecretString:       aws.String(value),
+		VersionStages:      []string{stagePending},
+	}
+	if rotationToken != "" {
+		in.RotationToken = aws.String(rotationToken)
+	}
+	cctx, cancel := e.call(ctx)
+	defer cancel()
+	if _, err := e.Secrets.PutSecretValue(cctx, in); err != nil {
+		return fmt.Errorf("writing pending version %s of secret %s: %w", token, secretID, err)
+	}
+	return nil
+}
+
+// promote moves AWSCURRENT to versionID. With no current version there is
+// nothing to remove it from, and no empty RemoveFromVersionId is sent.
+func (e *Engine) promote(ctx context.Context, secretID, versionID, currentVersion string) error {
+	in := &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:        aws.String(secretID),
+		VersionStage:    aws.String(stageCurrent),
+		MoveToVersionId: aws.String(versionID),
+	}
+	if currentVersion != "" {
+		in.RemoveFromVersionId = aws.String(currentVersion)
+	}
+	cctx, cancel := e.call(ctx)
+	defer cancel()
+	if _, err := e.Secrets.UpdateSecretVersionStage(cctx, in); err != nil {
+		return fmt.Errorf("moving AWSCURRENT of secret %s to version %s: %w", secretID, versionID, err)
+	}
+	return nil
+}
+
+func (e *Engine) logger() *slog.Logger {
+	if e.Logger != nil {
+		return e.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}

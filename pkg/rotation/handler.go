@@ -1,0 +1,77 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+)
+
+// DeadLetters receives failure records.
+type DeadLetters interface {
+	Send(ctx context.Context, records ...deadletter.Record) error
+}
+
+var _ DeadLetters = (*deadletter.Sender)(nil)
+
+// Handler is the rotation function: it runs the step Secrets Manager asks
+// for and, when a deployment failed or a secret cannot be rotated, writes a
+// dead-letter record before returning the error.
+type Handler struct {
+	Engine      *Engine
+	DeadLetters DeadLetters
+}
+
+// Handle is the Lambda entry point.
+func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
+	log := h.Engine.logger()
+	defer func() {
+		if p := recover(); p != nil {
+			log.Error("rotation step panicked", "secretId", ev.SecretID, "step", ev.Step,
+				"panic", fmt.Sprint(p))
+			err = fmt.Errorf("%s: internal error in the rotation function (recovered panic)", ev.Step)
+		}
+	}()
+
+	err = h.Engine.Run(ctx, ev)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrInvalidEvent) {
+		log.Error("invalid rotation event", "error", err.Error())
+		return err
+	}
+
+	d := Classify(err)
+	log = log.With("secretId", ev.SecretID, "versionId", ev.ClientRequestToken, "step", ev.Step)
+	if d.TokenProblem {
+		log.Error("apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID",
+			"outcome", "token_problem", "error", err.Error())
+		return err
+	}
+	if d.Reason == "" {
+		log.Error("rotation step failed; Secrets Manager will retry", "outcome", "failed", "error", err.Error())
+		return err
+	}
+
+	rec := deadletter.Record{
+		Reason:       d.Reason,
+		Source:       deadletter.SourceRotation,
+		SecretID:     ev.SecretID,
+		VersionID:    ev.ClientRequestToken,
+		Environments: d.Environments,
+		Error:        err.Error(),
+	}
+	var f *Failure
+	if errors.As(err, &f) {
+		rec.ProjectName, rec.Username = f.ProjectName, f.Username
+	}
+	log.Error("rotation step failed; recording it in the dead-letter queue",
+		"outcome", d.Reason, "project", rec.ProjectName, "username", rec.Username, "error", err.Error())
+	if sendErr := h.DeadLetters.Send(ctx, rec); sendErr != nil {
+		log.Error("dead-letter record not sent", "error", sendErr.Error())
+		return errors.Join(err, sendErr)
+	}
+	return err
+}

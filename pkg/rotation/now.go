@@ -1,0 +1,105 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrRotationStarting means Secrets Manager has begun a rotation of the
+// secret and not yet written its pending value. A bulk job waits for it
+// rather than starting another: try again later.
+var ErrRotationStarting = errors.New("a rotation of this secret is starting and has no pending value yet")
+
+// Result tells what RotateNow did.
+type Result struct {
+	VersionID   string // the version now AWSCURRENT
+	ProjectName string
+	Username    string
+	// AlreadyDone is true when the token's version was already AWSCURRENT:
+	// a redelivered job that had finished.
+	AlreadyDone bool
+	// Resumed is true when an unfinished rotation of another version was
+	// finished instead of starting a new one.
+	Resumed bool
+}
+
+// RotateNow runs create, set, test and finish in one go under token, the
+// way a bulk job asks for a rotation. It reads each thing once: five
+// Secrets Manager calls and two writes for a new rotation.
+//
+// If the secret has an unfinished rotation (AWSPENDING with a value on a
+// version that is not current), that one is finished instead of starting
+// another. If AWSPENDING has no value yet, ErrRotationStarting is returned.
+// Calling RotateNow again with the same token after any failure resumes the
+// same rotation.
+func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result, error) {
+	start := time.Now()
+	log := e.logger().With("secretId", secretID, "step", "rotateNow")
+	var res Result
+
+	desc, err := e.describe(ctx, secretID)
+	if err != nil {
+		return res, err
+	}
+	vs := versions(desc.VersionIdsToStages)
+	if vs.has(token, stageCurrent) {
+		res.VersionID, res.AlreadyDone = token, true
+		log.Info("job already done: its version is AWSCURRENT", "versionId", token, "outcome", "already_done")
+		return res, nil
+	}
+	currentVersion := vs.holding(stageCurrent)
+	if currentVersion == "" {
+		return res, fmt.Errorf("%w: secret %s has no current value: seed it first", ErrInvalidSecret, secretID)
+	}
+	current, err := e.current(ctx, secretID)
+	if err != nil {
+		return res, err
+	}
+	res.ProjectName, res.Username = current.ProjectName, current.Username
+
+	// an unfinished rotation is finished, not replaced
+	var pending Credential
+	pendingVersion := vs.holding(stagePending)
+	if pendingVersion != "" && pendingVersion != currentVersion {
+		var found bool
+		pending, found, err = e.pending(ctx, secretID, pendingVersion)
+		if err != nil {
+			return res, err
+		}
+		if !found {
+			return res, fmt.Errorf("secret %s version %s: %w", secretID, pendingVersion, ErrRotationStarting)
+		}
+		if err := sameCredential(pending, current, pendingVersion); err != nil {
+			return res, err
+		}
+		res.VersionID, res.Resumed = pendingVersion, pendingVersion != token
+	} else {
+		password, err := e.generate(ctx, secretID)
+		if err != nil {
+			return res, err
+		}
+		if err := e.putPending(ctx, secretID, token, "", current, password); err != nil {
+			return res, err
+		}
+		pending = current
+		pending.Password = password
+		res.VersionID = token
+	}
+	log = log.With("versionId", res.VersionID)
+
+	// set: Apinizer reports the deployment, which is also the test
+	if err := e.send(ctx, log, StepSet, secretID, res.VersionID, pending); err != nil {
+		return res, err
+	}
+
+	// finish
+	if err := e.promote(ctx, secretID, res.VersionID, currentVersion); err != nil {
+		return res, err
+	}
+	log.Info("rotated", "outcome", "rotated", "resumed", res.Resumed,
+		"project", res.ProjectName, "username", res.Username,
+		"durationMs", time.Since(start).Milliseconds())
+	return res, nil
+}

@@ -1,0 +1,123 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/apinizer-rotation/rotator/pkg/apinizer"
+)
+
+func rotateNow(f *fixture, tok string) (Result, error) {
+	return f.eng.RotateNow(context.Background(), "apinizer/orders", tok)
+}
+
+func TestRotateNowMakesFiveCallsAndTwoWrites(t *testing.T) {
+	f := newFixture(seed)
+	res, err := rotateNow(f, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range f.sm.calls {
+		total += n
+	}
+	writes := f.sm.calls["PutSecretValue"] + f.sm.calls["UpdateSecretVersionStage"]
+	if total != 5 || writes != 2 {
+		t.Errorf("calls %v: total %d writes %d, want 5 and 2", f.sm.calls, total, writes)
+	}
+	if res.VersionID != token || f.sm.holder(stageCurrent) != token || res.Username != "orders-client" {
+		t.Errorf("result %+v", res)
+	}
+	f.assertInvariant(t)
+}
+
+func TestRotateNowRedeliveredAfterItFinishedIsAcknowledged(t *testing.T) {
+	f := newFixture(seed)
+	if _, err := rotateNow(f, token); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rotateNow(f, token)
+	if err != nil || !res.AlreadyDone {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if len(f.api.sent) != 1 || f.sm.calls["GetRandomPassword"] != 1 {
+		t.Error("the job rotated twice")
+	}
+}
+
+func TestRotateNowResumesItsOwnRotationAfterACrash(t *testing.T) {
+	f := newFixture(seed)
+	f.sm.fail["UpdateSecretVersionStage"] = errors.New("crash before finish")
+	if _, err := rotateNow(f, token); err == nil {
+		t.Fatal("want the injected failure")
+	}
+	f.assertInvariant(t)
+	delete(f.sm.fail, "UpdateSecretVersionStage")
+
+	res, err := rotateNow(f, token)
+	if err != nil || res.Resumed || res.VersionID != token {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if f.sm.calls["GetRandomPassword"] != 1 || f.api.sent[0] != f.api.sent[1] {
+		t.Error("a second password was made")
+	}
+	f.assertInvariant(t)
+}
+
+func TestRotateNowFinishesAnotherUnfinishedRotation(t *testing.T) {
+	f := newFixture(seed)
+	f.sm.startRotation("scheduled-token-000000000000000001")
+	if err := f.step(t, StepCreate, "scheduled-token-000000000000000001"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := rotateNow(f, token)
+	if err != nil || !res.Resumed || res.VersionID != "scheduled-token-000000000000000001" {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	if f.sm.calls["GetRandomPassword"] != 1 {
+		t.Error("a new password was made instead of finishing the pending one")
+	}
+	f.assertInvariant(t)
+}
+
+func TestRotateNowWaitsForARotationThatHasNoValueYet(t *testing.T) {
+	f := newFixture(seed)
+	f.sm.startRotation("scheduled-token-000000000000000001")
+	_, err := rotateNow(f, token)
+	if !errors.Is(err, ErrRotationStarting) {
+		t.Fatalf("got %v", err)
+	}
+	if len(f.sm.puts) != 0 || len(f.api.sent) != 0 {
+		t.Error("the placeholder was overwritten or something sent")
+	}
+	if Classify(err).Reason != "" {
+		t.Error("a starting rotation must be retried, not dead-lettered")
+	}
+}
+
+func TestRotateNowOnAMissingOrEmptySecretIsInvalid(t *testing.T) {
+	f := newFixture("")
+	if _, err := rotateNow(f, token); !errors.Is(err, ErrInvalidSecret) {
+		t.Fatalf("no current version: got %v", err)
+	}
+	f = newFixture(seed)
+	f.sm.fail["DescribeSecret"] = notFound("no such secret")
+	if _, err := rotateNow(f, token); !errors.Is(err, ErrInvalidSecret) {
+		t.Fatalf("missing secret: got %v", err)
+	}
+}
+
+func TestRotateNowRejectedPasswordKeepsThePendingValue(t *testing.T) {
+	f := newFixture(seed)
+	f.api.err = &apinizer.Error{Op: "x", StatusCode: 400, Class: apinizer.ClassRejected}
+	_, err := rotateNow(f, token)
+	if Classify(err).Reason != "rejected" {
+		t.Fatalf("got %v", err)
+	}
+	if f.sm.holder(stageCurrent) == token || aws.ToString(f.sm.values[token]) == "" {
+		t.Error("pending value lost or promoted")
+	}
+}

@@ -1,0 +1,156 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+)
+
+// Staging labels.
+const (
+	stageCurrent = "AWSCURRENT"
+	stagePending = "AWSPENDING"
+)
+
+// SecretsAPI is the part of Secrets Manager the engine uses.
+type SecretsAPI interface {
+	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput,
+		optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput,
+		optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+	PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput,
+		optFns ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
+	UpdateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput,
+		optFns ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error)
+	GetRandomPassword(ctx context.Context, in *secretsmanager.GetRandomPasswordInput,
+		optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetRandomPasswordOutput, error)
+}
+
+var _ SecretsAPI = (*secretsmanager.Client)(nil)
+
+// versions is a secret's VersionIdsToStages read once per step.
+type versions map[string][]string
+
+func (v versions) has(id, stage string) bool {
+	for _, s := range v[id] {
+		if s == stage {
+			return true
+		}
+	}
+	return false
+}
+
+// holding returns the version that carries stage, or "".
+func (v versions) holding(stage string) string {
+	for id := range v {
+		if v.has(id, stage) {
+			return id
+		}
+	}
+	return ""
+}
+
+// call bounds one Secrets Manager call by the engine's per-call timeout.
+func (e *Engine) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, e.callTimeout())
+}
+
+func (e *Engine) callTimeout() time.Duration {
+	if e.CallTimeout > 0 {
+		return e.CallTimeout
+	}
+	return 10 * time.Second
+}
+
+// describe reads the secret's rotation flag and version stages.
+func (e *Engine) describe(ctx context.Context, secretID string) (*secretsmanager.DescribeSecretOutput, error) {
+	cctx, cancel := e.call(ctx)
+	defer cancel()
+	out, err := e.Secrets.DescribeSecret(cctx, &secretsmanager.DescribeSecretInput{
+		SecretId: aws.String(secretID),
+	})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("%w: secret %s does not exist: %v", ErrInvalidSecret, secretID, err)
+		}
+		return nil, fmt.Errorf("describing secret %s: %w", secretID, err)
+	}
+	return out, nil
+}
+
+// value reads one version of the secret by id and stage; either may be
+// empty but not both. found is false when that version holds no value.
+func (e *Engine) value(ctx context.Context, secretID, versionID, stage string) (string, bool, error) {
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
+	}
+	if stage != "" {
+		in.VersionStage = aws.String(stage)
+	}
+	cctx, cancel := e.call(ctx)
+	defer cancel()
+	out, err := e.Secrets.GetSecretValue(cctx, in)
+	if err != nil {
+		if isNotFound(err) {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("reading %s of secret %s: %w", describeVersion(versionID, stage), secretID, err)
+	}
+	if out.SecretString == nil {
+		return "", false, nil
+	}
+	return aws.ToString(out.SecretString), true, nil
+}
+
+// current reads and parses AWSCURRENT.
+func (e *Engine) current(ctx context.Context, secretID string) (Credential, error) {
+	v, found, err := e.value(ctx, secretID, "", stageCurrent)
+	if err != nil {
+		return Credential{}, err
+	}
+	if !found {
+		return Credential{}, fmt.Errorf("%w: secret %s has no current value: seed it first with "+
+			`{"projectName": ..., "username": ..., "password": ...}`, ErrInvalidSecret, secretID)
+	}
+	c, err := ParseCredential(v)
+	if err != nil {
+		return Credential{}, fmt.Errorf("current value of secret %s: %w", secretID, err)
+	}
+	return c, nil
+}
+
+// pending reads and parses the value of version id labelled AWSPENDING.
+// Both are named, so a version staged by someone else is never read.
+func (e *Engine) pending(ctx context.Context, secretID, versionID string) (Credential, bool, error) {
+	v, found, err := e.value(ctx, secretID, versionID, stagePending)
+	if err != nil || !found {
+		return Credential{}, false, err
+	}
+	c, err := ParseCredential(v)
+	if err != nil {
+		return Credential{}, false, fmt.Errorf("pending value %s of secret %s: %w", versionID, secretID, err)
+	}
+	return c, true, nil
+}
+
+func describeVersion(versionID, stage string) string {
+	switch {
+	case versionID != "" && stage != "":
+		return "version " + versionID + " (" + stage + ")"
+	case versionID != "":
+		return "version " + versionID
+	default:
+		return stage
+	}
+}
+
+func isNotFound(err error) bool {
+	var nf *types.ResourceNotFoundException
+	return errors.As(err, &nf)
+}
