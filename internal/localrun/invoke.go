@@ -200,3 +200,24 @@ func (s *Stack) DeadLetters(ctx context.Context) ([]deadletter.Record, []string,
 		}
 	}
 }
+
+// ReleaseFailures makes the messages a batch reported as failed visible
+// again at once, as if their visibility timeout had passed.
+func (s *Stack) ReleaseFailures(ctx context.Context, b Batch) error {
+	failed := map[string]bool{}
+	for _, f := range b.Response.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	for _, r := range b.Event.Records {
+		if !failed[r.MessageId] {
+			continue
+		}
+		if _, err := s.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: aws.String(s.JobQueueURL), ReceiptHandle: aws.String(r.ReceiptHandle),
+			VisibilityTimeout: 0,
+		}); err != nil {
+			return fmt.Errorf("releasing message %s: %w", r.MessageId, err)
+		}
+	}
+	return nil
+}

@@ -62,6 +62,9 @@ type Stack struct {
 	DeadLetterQueueURL string
 	// Token is the Apinizer token the functions read from TokenSecretName.
 	Token string
+	// RIE, RotateBootstrap and BulkBootstrap are the emulator and the built
+	// functions, for tests that start a function of their own.
+	RIE, RotateBootstrap, BulkBootstrap string
 
 	tmp string
 }
@@ -101,6 +104,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	if err != nil {
 		return s, err
 	}
+	s.RIE, s.RotateBootstrap, s.BulkBootstrap = rie, rotateBin, bulkBin
 
 	// the stand-ins for AWS and for Apinizer
 	if s.Moto, err = standin.StartMoto(ctx, logw); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/apinizer-rotation/rotator/pkg/deadletter"
 )
@@ -14,6 +15,10 @@ type DeadLetters interface {
 }
 
 var _ DeadLetters = (*deadletter.Sender)(nil)
+
+// deadlineReserve is kept back from the function's deadline for reporting
+// a failure.
+const deadlineReserve = 2 * time.Second
 
 // Handler is the rotation function: it runs the step Secrets Manager asks
 // for and, when a deployment failed or a secret cannot be rotated, writes a
@@ -33,6 +38,14 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 			err = fmt.Errorf("%s: internal error in the rotation function (recovered panic)", ev.Step)
 		}
 	}()
+
+	// stop short of the function's deadline, so that a step that cannot
+	// finish still returns its error and writes its record
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-deadlineReserve))
+		defer cancel()
+	}
 
 	err = h.Engine.Run(ctx, ev)
 	if err == nil {

@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apinizer-rotation/rotator/internal/simulator"
+	"github.com/apinizer-rotation/rotator/pkg/apinizer"
+	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+)
+
+func job(c credential, jobID string) string {
+	if jobID == "" {
+		return fmt.Sprintf(`{"secretId":%q}`, c.arn)
+	}
+	return fmt.Sprintf(`{"secretId":%q,"jobId":%q}`, c.arn, jobID)
+}
+
+func TestABulkBatchRotatesAndDeadLettersWhatCannotSucceed(t *testing.T) {
+	for _, env := range envelopes {
+		t.Run(env.name, func(t *testing.T) {
+			drainDeadLetters(t)
+			good := []credential{seedCredential(t, "Payments", "payments"), seedCredential(t, "Reports", "reports")}
+			bad := seedCredential(t, "Billing", "billing")
+			cfg := env.cfg
+			cfg.DeployFailures = []simulator.DeployFailure{{Project: bad.project, Username: bad.username,
+				Environment: "production", Pod: simulator.PodName("production", 1)}}
+			useSimulator(t, cfg)
+
+			bodies := []string{job(good[0], "j-1"), job(good[1], ""), job(bad, "j-3"), `{not json`,
+				`{"secretId":"apinizer/e2e/no-such-secret"}`}
+			if err := stack.Enqueue(testContext(t), bodies...); err != nil {
+				t.Fatal(err)
+			}
+			b, err := stack.DeliverBatch(testContext(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Event.Records) != len(bodies) {
+				t.Fatalf("delivered %d of %d", len(b.Event.Records), len(bodies))
+			}
+			if len(b.Response.BatchItemFailures) != 0 {
+				t.Errorf("batchItemFailures %v, want none", b.Response.BatchItemFailures)
+			}
+			for _, c := range good {
+				if got := check(t, c); !got.Converged() || !got.Rotated {
+					t.Errorf("%s: %+v", c.username, got)
+				}
+			}
+			if got := check(t, bad); !got.MatchesPending || got.Rotated {
+				t.Errorf("failed deployment: %+v", got)
+			}
+
+			records := deadLetters(t)
+			byReason := map[string]deadletter.Record{}
+			for _, r := range records {
+				byReason[r.Reason] = r
+				if r.Source != "bulk" || r.MessageID == "" || r.JobBody == "" || r.Timestamp.IsZero() {
+					t.Errorf("record lacks its message: %+v", r)
+				}
+			}
+			if len(records) != 3 {
+				t.Fatalf("want 3 records, got %d: %+v", len(records), records)
+			}
+			d := byReason["deployment_failed"]
+			if d.SecretID != bad.arn || d.Username != bad.username || d.JobID != "j-3" || d.VersionID == "" {
+				t.Errorf("deployment record %+v", d)
+			}
+			if !slices.ContainsFunc(d.Environments, func(e apinizer.EnvironmentResult) bool {
+				return !e.Success && e.Name == "production"
+			}) {
+				t.Errorf("no failed production entry in %+v", d.Environments)
+			}
+			if byReason["invalid_job"].JobBody != `{not json` {
+				t.Errorf("invalid job record %+v", byReason["invalid_job"])
+			}
+			if !strings.Contains(byReason["invalid_secret"].SecretID, "no-such-secret") {
+				t.Errorf("invalid secret record %+v", byReason["invalid_secret"])
+			}
+		})
+	}
+}
+
+func TestATransientFailureIsRetriedByTheQueueAndNotDeadLettered(t *testing.T) {
+	drainDeadLetters(t)
+	c := seedCredential(t, "Orders", "flaky")
+	useSimulator(t, simulator.Config{})
+	// more 503s than one invocation retries
+	stack.Sim.AddFaults(simulator.Fault{Status: 503, Count: 8, Project: c.project, Username: c.username})
+	if err := stack.Enqueue(testContext(t), job(c, "flaky-1")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := stack.DeliverBatch(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Response.BatchItemFailures) != 1 ||
+		b.Response.BatchItemFailures[0].ItemIdentifier != b.Event.Records[0].MessageId {
+		t.Fatalf("want the message reported, got %+v", b.Response)
+	}
+	if got := check(t, c); got.Rotated {
+		t.Fatalf("rotated although Apinizer never answered: %+v", got)
+	}
+
+	// the visibility timeout passes and SQS delivers it again
+	if err := stack.ReleaseFailures(testContext(t), b); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		b, err = stack.DeliverBatch(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Response.BatchItemFailures) == 0 {
+			break
+		}
+		if err := stack.ReleaseFailures(testContext(t), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := check(t, c); !got.Converged() || !got.Rotated {
+		t.Fatalf("after redelivery: %+v", got)
+	}
+	records := deadLetters(t)
+	if len(records) != 0 {
+		t.Errorf("a transient failure was dead-lettered: %+v", records)
+	}
+}
+
+func TestAJobDeliveredAgainAfterItFinishedDoesNotRotateTwice(t *testing.T) {
+	c := seedCredential(t, "Orders", "twice")
+	useSimulator(t, simulator.Config{})
+	for range 2 {
+		if err := stack.Enqueue(testContext(t), job(c, "once-only")); err != nil {
+			t.Fatal(err)
+		}
+		b, err := stack.DeliverBatch(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Response.BatchItemFailures) != 0 {
+			t.Fatalf("batch %+v", b.Response)
+		}
+	}
+	if n := stack.Sim.PasswordChanges(c.project, c.username); n != 1 {
+		t.Errorf("the password was changed %d times, want 1", n)
+	}
+	if got := check(t, c); !got.Converged() {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestAWrongTokenIsOneConfigurationProblemNotADeadLetterFlood(t *testing.T) {
+	drainDeadLetters(t)
+	var cs []credential
+	var bodies []string
+	for i := range 4 {
+		c := seedCredential(t, "Orders", "token")
+		cs = append(cs, c)
+		bodies = append(bodies, job(c, fmt.Sprintf("tok-%d", i)))
+	}
+	// Apinizer stops accepting the token the functions hold
+	stack.Sim.SetConfig(simulator.Config{Tokens: []string{"another-token"}})
+	t.Cleanup(func() { stack.Sim.SetConfig(simulator.Config{Tokens: []string{stack.Token}}) })
+
+	if err := stack.Enqueue(testContext(t), bodies...); err != nil {
+		t.Fatal(err)
+	}
+	b, err := stack.DeliverBatch(testContext(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Response.BatchItemFailures) != len(bodies) {
+		t.Errorf("want every message retried, got %d of %d", len(b.Response.BatchItemFailures), len(bodies))
+	}
+	records := deadLetters(t)
+	if len(records) != 0 {
+		t.Errorf("a token problem produced %d dead-letter records", len(records))
+	}
+	for _, c := range cs {
+		check(t, c)
+	}
+
+	// once the token works again the same messages succeed
+	stack.Sim.SetConfig(simulator.Config{Tokens: []string{stack.Token}})
+	if err := stack.ReleaseFailures(testContext(t), b); err != nil {
+		t.Fatal(err)
+	}
+	b, err = stack.DeliverBatch(testContext(t))
+	if err != nil || len(b.Response.BatchItemFailures) != 0 {
+		t.Fatalf("after the fix: %+v, %v", b.Response, err)
+	}
+	for _, c := range cs {
+		if got := check(t, c); !got.Converged() || !got.Rotated {
+			t.Errorf("%s: %+v", c.username, got)
+		}
+	}
+}
