@@ -65,6 +65,8 @@ type Stack struct {
 	// RIE, RotateBootstrap and BulkBootstrap are the emulator and the built
 	// functions, for tests that start a function of their own.
 	RIE, RotateBootstrap, BulkBootstrap string
+	// FunctionEnv is the environment both functions run with.
+	FunctionEnv []string
 
 	tmp string
 }
@@ -133,6 +135,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 		"PASSWORD_LENGTH=32",
 	)
 	env = append(env, opts.Env...)
+	s.FunctionEnv = env
 	for _, fn := range []struct {
 		name, bin string
 		out       **standin.Function

@@ -56,3 +56,9 @@ func isLoopback(host string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
 }
+
+// CheckBaseURL reports whether raw is an address New accepts.
+func CheckBaseURL(raw string) error {
+	_, _, err := parseBaseURL(raw)
+	return err
+}

@@ -207,7 +207,7 @@ func withoutRedirects(hc *http.Client) *http.Client {
 			TLSHandshakeTimeout:   5 * time.Second,
 			ExpectContinueTimeout: time.Second,
 			IdleConnTimeout:       90 * time.Second,
-			MaxIdleConnsPerHost:   4,
+			MaxIdleConnsPerHost:   16, // a bulk batch runs up to ten calls at once
 			ForceAttemptHTTP2:     true,
 		}
 	}

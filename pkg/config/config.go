@@ -5,12 +5,13 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/apinizer-rotation/rotator/pkg/apinizer"
 )
 
 // Names of the environment variables both functions read.
@@ -67,8 +68,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 
 	if cfg.BaseURL == "" {
 		problems = append(problems, EnvBaseURL+" is not set")
-	} else if err := CheckBaseURL(cfg.BaseURL); err != nil {
-		problems = append(problems, fmt.Sprintf("%s: %v", EnvBaseURL, err))
+	} else if err := apinizer.CheckBaseURL(cfg.BaseURL); err != nil {
+		problems = append(problems, fmt.Sprintf("%s: %s", EnvBaseURL,
+			strings.TrimPrefix(err.Error(), "apinizer: ")))
 	}
 	if cfg.TokenSecretID == "" {
 		problems = append(problems, EnvTokenSecretID+" is not set")
@@ -107,40 +109,6 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		return Config{}, errors.New("configuration: " + strings.Join(problems, "; "))
 	}
 	return cfg, nil
-}
-
-// CheckBaseURL accepts an absolute https URL, or plain http to a loopback
-// address for local runs. Passwords and tokens go to this address only.
-func CheckBaseURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errors.New("not a URL")
-	}
-	if u.Host == "" || u.Opaque != "" {
-		return errors.New("must be an absolute URL such as https://apinizer.example.com")
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return errors.New("must not carry user info, a query or a fragment")
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return errors.New("must use https (plain http is allowed for loopback addresses only)")
-	default:
-		return fmt.Errorf("scheme %q is not supported, use https", u.Scheme)
-	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func printableASCII(s string) bool {

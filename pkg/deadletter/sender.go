@@ -19,6 +19,9 @@ import (
 // maxBatch is the most entries SendMessageBatch takes.
 const maxBatch = 10
 
+// sendTimeout bounds one SendMessageBatch call, retries by the SDK included.
+const sendTimeout = 10 * time.Second
+
 // SQSAPI is the one SQS call the sender makes.
 type SQSAPI interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput,
@@ -91,10 +94,12 @@ func (s *Sender) Send(ctx context.Context, records ...Record) error {
 		}
 
 		// send, and read every entry that failed inside a 200 answer
-		out, err := s.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{
+		cctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		out, err := s.client.SendMessageBatch(cctx, &sqs.SendMessageBatchInput{
 			QueueUrl: aws.String(s.queueURL),
 			Entries:  entries,
 		})
+		cancel()
 		if err != nil {
 			for _, e := range entries {
 				i, _ := strconv.Atoi(aws.ToString(e.Id))
