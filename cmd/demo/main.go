@@ -25,6 +25,10 @@ func main() {
 	verbose := flag.Bool("v", false, "show the functions' and stand-ins' logs")
 	envelope := flag.String("envelope", "current", "simulator answer style: current or seed")
 	flag.Parse()
+	if *envelope != string(simulator.EnvelopeCurrent) && *envelope != string(simulator.EnvelopeSeed) {
+		fmt.Fprintln(os.Stderr, "demo: -envelope must be current or seed")
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

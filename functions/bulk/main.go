@@ -31,6 +31,7 @@ func main() {
 		DeadLetters:    app.DeadLetters,
 		Logger:         app.Logger,
 		MaxConcurrency: app.Config.BulkMaxConcurrency,
+		TokenSecretID:  app.Config.TokenSecretID,
 	}
 	lambda.Start(h.Handle)
 }

@@ -41,7 +41,10 @@ type Handler struct {
 	Logger         *slog.Logger
 	MaxConcurrency int
 	JobTimeLeft    time.Duration
-	now            func() time.Time
+	// TokenSecretID is the secret holding the Apinizer token; a job that
+	// names it is refused.
+	TokenSecretID string
+	now           func() time.Time
 }
 
 // verdict is what became of one record.
@@ -133,7 +136,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	base := deadletter.Record{
 		Source:       deadletter.SourceBulk,
 		MessageID:    rec.MessageId,
-		JobBody:      rec.Body,
+		JobBody:      redactJobBody(rec.Body),
 		ReceiveCount: rec.Attributes["ApproximateReceiveCount"],
 	}
 	defer func() {
@@ -155,6 +158,13 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	}
 	base.SecretID, base.JobID = job.SecretID, job.JobID
 	log = log.With("secretId", job.SecretID, "jobId", job.JobID)
+	if h.TokenSecretID != "" && sameSecret(job.SecretID, h.TokenSecretID) {
+		log.Warn("invalid job: it names the Apinizer token secret", "outcome", deadletter.ReasonInvalidJob)
+		r := base
+		r.Reason, r.Error = deadletter.ReasonInvalidJob,
+			"invalid bulk job: it names the secret that holds the Apinizer token, which is not a credential"
+		return outcome{verdict: deadLetter, record: &r}
+	}
 
 	// start only with enough time left to finish
 	if dl, ok := ctx.Deadline(); ok && dl.Sub(h.clock()) < h.jobTimeLeft() {

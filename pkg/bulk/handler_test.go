@@ -356,3 +356,18 @@ func TestTheSampleEventIsABatchOfValidJobs(t *testing.T) {
 		}
 	}
 }
+
+func TestAJobNamingTheTokenSecretIsRefused(t *testing.T) {
+	rot := &fakeRotator{}
+	dlq := &fakeDLQ{}
+	h := &Handler{Rotator: rot, DeadLetters: dlq, TokenSecretID: "apinizer/token"}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("a", job("arn:aws:secretsmanager:us-east-1:1:secret:apinizer/token-AbCdEf")),
+	}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %v err %v", resp, err)
+	}
+	if len(rot.calls) != 0 || len(dlq.records) != 1 || dlq.records[0].Reason != deadletter.ReasonInvalidJob {
+		t.Errorf("calls %v records %+v", rot.calls, dlq.records)
+	}
+}

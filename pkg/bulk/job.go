@@ -88,3 +88,50 @@ func Token(job Job, messageID string) string {
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
+
+// redactJobBody is the copy of a message body kept in a dead-letter record.
+// A body that is a JSON object keeps secretId and jobId; the value of any
+// other key is replaced, since a sender may have put a password there.
+// Other bodies are kept as they are.
+func redactJobBody(body string) string {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &fields); err != nil || fields == nil {
+		return body
+	}
+	redacted := false
+	for k := range fields {
+		if k != "secretId" && k != "jobId" {
+			fields[k] = json.RawMessage(`"[REDACTED]"`)
+			redacted = true
+		}
+	}
+	if !redacted {
+		return body
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return body
+	}
+	return string(out)
+}
+
+// sameSecret reports whether two secret ids, names or ARNs, name the same
+// secret. An ARN's name ends in a dash and six characters Secrets Manager
+// adds; a name given without them matches.
+func sameSecret(a, b string) bool {
+	if a == b {
+		return true
+	}
+	name := func(id string) string {
+		const marker = ":secret:"
+		if i := strings.Index(id, marker); strings.HasPrefix(id, "arn:") && i >= 0 {
+			n := id[i+len(marker):]
+			if len(n) > 7 && n[len(n)-7] == '-' {
+				n = n[:len(n)-7]
+			}
+			return n
+		}
+		return id
+	}
+	return name(a) == name(b)
+}

@@ -61,3 +61,36 @@ func TestTokenIsStablePerJobAndValidForSecretsManager(t *testing.T) {
 		t.Errorf("token %q is not shaped like a version id", a)
 	}
 }
+
+func TestRedactJobBodyKeepsOnlyTheJobKeys(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{`{"secretId":"s","password":"Leaky-Password-9"}`, `{"password":"[REDACTED]","secretId":"s"}`},
+		{`{"secretId":"s","jobId":"j"}`, `{"secretId":"s","jobId":"j"}`},
+		{`{bad`, `{bad`},
+	}
+	for _, tc := range cases {
+		if got := redactJobBody(tc.body); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.body, got, tc.want)
+		}
+	}
+}
+
+func TestSameSecret(t *testing.T) {
+	arn := "arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/token-AbCdEf"
+	cases := []struct {
+		a, b string
+		want bool
+	}{
+		{"apinizer/token", "apinizer/token", true},
+		{arn, "apinizer/token", true},
+		{"apinizer/token", arn, true},
+		{arn, arn, true},
+		{"apinizer/tokens", arn, false},
+		{"apinizer/orders", "apinizer/token", false},
+	}
+	for _, tc := range cases {
+		if got := sameSecret(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameSecret(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}

@@ -92,6 +92,9 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	if v, ok := lookup(EnvExcludeCharacters); ok && v != "" {
 		if !printableASCII(v) {
 			problems = append(problems, EnvExcludeCharacters+" must be printable ASCII")
+		} else if !leavesEachKind(v) {
+			problems = append(problems, EnvExcludeCharacters+
+				" must leave some lowercase letters, uppercase letters and digits")
 		} else {
 			cfg.ExcludeCharacters = v
 		}
@@ -114,6 +117,18 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 func printableASCII(s string) bool {
 	for _, r := range s {
 		if r > unicode.MaxASCII || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// leavesEachKind reports whether a password can still hold a lowercase
+// letter, an uppercase letter and a digit with exclude left out.
+func leavesEachKind(exclude string) bool {
+	kinds := []string{"abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "0123456789"}
+	for _, kind := range kinds {
+		if !strings.ContainsFunc(kind, func(r rune) bool { return !strings.ContainsRune(exclude, r) }) {
 			return false
 		}
 	}

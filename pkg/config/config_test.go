@@ -49,6 +49,7 @@ func TestLoadReportsEveryProblemInOneError(t *testing.T) {
 		{"length not a number", map[string]string{EnvPasswordLength: "long"}, []string{EnvPasswordLength}},
 		{"length too short", map[string]string{EnvPasswordLength: "8"}, []string{EnvPasswordLength}},
 		{"exclusions not ASCII", map[string]string{EnvExcludeCharacters: "é"}, []string{EnvExcludeCharacters}},
+		{"exclusions leave no digit", map[string]string{EnvExcludeCharacters: "0123456789"}, []string{"digits"}},
 		{"concurrency zero", map[string]string{EnvBulkMaxConcurrency: "0"}, []string{EnvBulkMaxConcurrency}},
 		{"queue URL not a URL", map[string]string{EnvDeadLetterQueueURL: "dlq"}, []string{EnvDeadLetterQueueURL}},
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/apinizer-rotation/rotator/pkg/sensitive"
 )
@@ -78,6 +79,9 @@ func stringField(fields map[string]json.RawMessage, key string, required bool) (
 	}
 	if required && strings.TrimSpace(s) == "" {
 		return "", fmt.Errorf("%w: key %q is empty", ErrInvalidSecret, key)
+	}
+	if required && (s == "." || s == ".." || strings.ContainsFunc(s, unicode.IsControl)) {
+		return "", fmt.Errorf("%w: key %q is not a usable Apinizer name", ErrInvalidSecret, key)
 	}
 	return s, nil
 }

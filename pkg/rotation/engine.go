@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,10 +48,9 @@ type Engine struct {
 	CallTimeout time.Duration
 }
 
-// Failure is a step that failed for a known credential. It carries what a
-// dead-letter record needs, never a value.
+// Failure is a password change that failed for a known credential. It
+// carries what a dead-letter record needs, never a value.
 type Failure struct {
-	Step        string
 	SecretID    string
 	VersionID   string
 	ProjectName string
@@ -59,8 +59,8 @@ type Failure struct {
 }
 
 func (f *Failure) Error() string {
-	return fmt.Sprintf("%s: secret %s version %s (credential %s/%s): %v",
-		f.Step, f.SecretID, f.VersionID, f.ProjectName, f.Username, f.Err)
+	return fmt.Sprintf("secret %s version %s (credential %s/%s): %v",
+		f.SecretID, f.VersionID, f.ProjectName, f.Username, f.Err)
 }
 
 func (f *Failure) Unwrap() error { return f.Err }
@@ -165,12 +165,12 @@ func (e *Engine) set(ctx context.Context, log *slog.Logger, secretID, token stri
 	if err := sameCredential(pending, current, token); err != nil {
 		return err
 	}
-	return e.send(ctx, log, StepSet, secretID, token, pending)
+	return e.send(ctx, log, secretID, token, pending)
 }
 
 // send changes the password in Apinizer and turns any failure into a
 // Failure that names the credential.
-func (e *Engine) send(ctx context.Context, log *slog.Logger, step, secretID, versionID string, c Credential) error {
+func (e *Engine) send(ctx context.Context, log *slog.Logger, secretID, versionID string, c Credential) error {
 	log = log.With("project", c.ProjectName, "username", c.Username)
 	if c.Password.Empty() {
 		return fmt.Errorf("%w: pending version %s has an empty password", ErrInvalidSecret, versionID)
@@ -180,7 +180,7 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, step, secretID, ver
 	if err != nil {
 		log.Warn("apinizer did not take the password", "outcome", apinizer.ClassOf(err).String(),
 			"apinizerMs", time.Since(start).Milliseconds(), "error", err.Error())
-		return &Failure{Step: step, SecretID: secretID, VersionID: versionID,
+		return &Failure{SecretID: secretID, VersionID: versionID,
 			ProjectName: c.ProjectName, Username: c.Username, Err: err}
 	}
 	log.Info("password deployed", "outcome", "deployed", "environments", len(dep.Environments),
@@ -241,6 +241,7 @@ func (e *Engine) generate(ctx context.Context, secretID string) (sensitive.Strin
 		PasswordLength:          aws.Int64(int64(e.Policy.Length)),
 		ExcludeCharacters:       aws.String(e.Policy.ExcludeCharacters),
 		IncludeSpace:            aws.Bool(false),
+		ExcludePunctuation:      aws.Bool(excludesAllPunctuation(e.Policy.ExcludeCharacters)),
 		RequireEachIncludedType: aws.Bool(true),
 	})
 	if err != nil {
@@ -296,6 +297,18 @@ func (e *Engine) promote(ctx context.Context, secretID, versionID, currentVersio
 		return fmt.Errorf("moving AWSCURRENT of secret %s to version %s: %w", secretID, versionID, err)
 	}
 	return nil
+}
+
+// excludesAllPunctuation reports whether exclude leaves no punctuation, in
+// which case GetRandomPassword must not be asked to include some.
+func excludesAllPunctuation(exclude string) bool {
+	const punctuation = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+	for _, r := range punctuation {
+		if !strings.ContainsRune(exclude, r) {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) logger() *slog.Logger {

@@ -383,3 +383,12 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+func TestPunctuationIsLeftOutOnlyWhenAllOfItIsExcluded(t *testing.T) {
+	if excludesAllPunctuation(`"#%&'()+,/:;<=>?@[\]^` + "`{|}~") {
+		t.Error("the default set leaves ! $ * - . _ and must keep punctuation")
+	}
+	if !excludesAllPunctuation("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~") {
+		t.Error("every punctuation character excluded must exclude punctuation")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
 
 // ErrRotationStarting means Secrets Manager has begun a rotation of the
@@ -44,9 +46,10 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 		return res, err
 	}
 	vs := versions(desc.VersionIdsToStages)
-	if vs.has(token, stageCurrent) {
+	if _, exists := vs[token]; exists && (vs.has(token, stageCurrent) || !vs.has(token, stagePending)) {
+		// AWSCURRENT, or AWSPREVIOUS after a later rotation: this job ran
 		res.VersionID, res.AlreadyDone = token, true
-		log.Info("job already done: its version is AWSCURRENT", "versionId", token, "outcome", "already_done")
+		log.Info("job already done: its version exists", "versionId", token, "outcome", "already_done")
 		return res, nil
 	}
 	currentVersion := vs.holding(stageCurrent)
@@ -81,6 +84,16 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 			return res, err
 		}
 		if err := e.putPending(ctx, secretID, token, "", current, password); err != nil {
+			var exists *types.ResourceExistsException
+			if errors.As(err, &exists) {
+				// the version was written by this job before and has lost
+				// its labels since: the job ran, and later rotations
+				// superseded it
+				res.VersionID, res.AlreadyDone = token, true
+				log.Info("job already done: its version was superseded", "versionId", token,
+					"outcome", "already_done")
+				return res, nil
+			}
 			return res, err
 		}
 		pending = current
@@ -90,7 +103,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 	log = log.With("versionId", res.VersionID)
 
 	// set: Apinizer reports the deployment, which is also the test
-	if err := e.send(ctx, log, StepSet, secretID, res.VersionID, pending); err != nil {
+	if err := e.send(ctx, log, secretID, res.VersionID, pending); err != nil {
 		return res, err
 	}
 

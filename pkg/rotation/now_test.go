@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -119,5 +120,43 @@ func TestRotateNowRejectedPasswordKeepsThePendingValue(t *testing.T) {
 	}
 	if f.sm.holder(stageCurrent) == token || aws.ToString(f.sm.values[token]) == "" {
 		t.Error("pending value lost or promoted")
+	}
+}
+
+func TestRotateNowForAJobSupersededByLaterRotationsIsAcknowledged(t *testing.T) {
+	f := newFixture(seed)
+	if _, err := rotateNow(f, token); err != nil {
+		t.Fatal(err)
+	}
+	f.rotate(t, "scheduled-token-000000000000000002") // the job's version is AWSPREVIOUS now
+	res, err := rotateNow(f, token)
+	if err != nil || !res.AlreadyDone {
+		t.Fatalf("AWSPREVIOUS: got %+v, %v", res, err)
+	}
+
+	// a later rotation took its last label: Secrets Manager refuses the
+	// version id with another value
+	f.rotate(t, "scheduled-token-000000000000000003")
+	delete(f.sm.stages, token)
+	sent := len(f.api.sent)
+	res, err = rotateNow(f, token)
+	if err != nil || !res.AlreadyDone {
+		t.Fatalf("no label: got %+v, %v", res, err)
+	}
+	if len(f.api.sent) != sent {
+		t.Error("a superseded job sent a password")
+	}
+}
+
+func TestNamesApinizerCannotTakeAreRefusedBeforeAnyWrite(t *testing.T) {
+	for _, name := range []string{".", "..", "a\nb"} {
+		v, _ := json.Marshal(map[string]string{"projectName": "p", "username": name, "password": "x"})
+		f := newFixture(string(v))
+		if _, err := rotateNow(f, token); !errors.Is(err, ErrInvalidSecret) {
+			t.Errorf("%q: got %v", name, err)
+		}
+		if len(f.sm.puts) != 0 {
+			t.Errorf("%q: a pending value was written", name)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	"github.com/aws/smithy-go"
 )
 
 // Staging labels.
@@ -77,6 +78,10 @@ func (e *Engine) describe(ctx context.Context, secretID string) (*secretsmanager
 	if err != nil {
 		if isNotFound(err) {
 			return nil, fmt.Errorf("%w: secret %s does not exist: %v", ErrInvalidSecret, secretID, err)
+		}
+		if isAccessDenied(err) {
+			return nil, fmt.Errorf("%w: secret %s may not be read by this function "+
+				"(is it outside the credential secret prefix?): %v", ErrInvalidSecret, secretID, err)
 		}
 		return nil, fmt.Errorf("describing secret %s: %w", secretID, err)
 	}
@@ -148,6 +153,11 @@ func describeVersion(versionID, stage string) string {
 	default:
 		return stage
 	}
+}
+
+func isAccessDenied(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "AccessDeniedException"
 }
 
 func isNotFound(err error) bool {
