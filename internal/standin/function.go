@@ -318,6 +318,23 @@ func (f *Function) restart(ctx context.Context, stops int) error {
 	return nil
 }
 
+// Kill kills the emulator and the function at once, as a crash would, also
+// in the middle of an invocation, which then fails. Unlike Stop it does not
+// wait for the invocation's lock, so it may be called from inside one (a
+// fault hook); call Restart afterwards to bring the function back.
+func (f *Function) Kill() error {
+	f.procMu.Lock()
+	proc := f.proc
+	f.procMu.Unlock()
+	if proc == nil {
+		return nil
+	}
+	if err := proc.stop(); err != nil {
+		return fmt.Errorf("killing function %s: %w", f.Name, err)
+	}
+	return nil
+}
+
 // Stop kills the emulator and the function, also in the middle of an
 // invocation. It is safe to call more than once.
 func (f *Function) Stop() error {

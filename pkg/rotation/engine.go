@@ -31,6 +31,14 @@ type PasswordChanger interface {
 
 var _ PasswordChanger = (*apinizer.Client)(nil)
 
+// GatewayChecker tells whether the Apinizer gateway accepts a credential's
+// password. It has no side effects.
+type GatewayChecker interface {
+	Check(ctx context.Context, username string, password sensitive.String) error
+	// Describe says what Check verifies, for logs.
+	Describe() string
+}
+
 // PasswordPolicy says how new passwords are generated.
 type PasswordPolicy struct {
 	Length            int
@@ -43,7 +51,10 @@ type Engine struct {
 	Secrets  SecretsAPI
 	Apinizer PasswordChanger
 	Policy   PasswordPolicy
-	Logger   *slog.Logger
+	// Gateway, when set, checks in testSecret (and in RotateNow before the
+	// promotion) that the gateway accepts the new password.
+	Gateway GatewayChecker
+	Logger  *slog.Logger
 	// CallTimeout bounds each Secrets Manager call; 10 s when zero.
 	CallTimeout time.Duration
 }
@@ -210,13 +221,34 @@ func (e *Engine) test(ctx context.Context, log *slog.Logger, secretID, token str
 	if pending.Password.Empty() {
 		return fmt.Errorf("%w: pending version %s has an empty password", ErrInvalidSecret, token)
 	}
-	// TODO: probe the gateway with the pending password (issue 3); until
-	// then the log says what was and was not checked.
+	log = log.With("project", pending.ProjectName, "username", pending.Username)
+	if pending.Password.Equal(current.Password) {
+		// rotation configured without rotating: nothing new to test, and
+		// nothing is sent anywhere
+		log.Info("pending value is a copy of the current one; nothing was rotated", "outcome", "checked",
+			"checked", "value parses and names the current credential")
+		return nil
+	}
+	if e.Gateway == nil {
+		log.Info("pending value checked", "outcome", "checked",
+			"checked", "value parses and names the current credential",
+			"notChecked", "that the gateway accepts the password (APINIZER_GATEWAY_URL is not set)")
+		return nil
+	}
+	return e.checkGateway(ctx, log, pending)
+}
+
+// checkGateway asks the gateway to accept the pending password; Apinizer
+// deploys per pod, so the checker waits for it within the deadline.
+func (e *Engine) checkGateway(ctx context.Context, log *slog.Logger, c Credential) error {
+	start := time.Now()
+	if err := e.Gateway.Check(ctx, c.Username, c.Password); err != nil {
+		log.Warn("gateway does not accept the new password", "outcome", "gateway_refused",
+			"gateway", e.Gateway.Describe(), "durationMs", time.Since(start).Milliseconds(), "error", err.Error())
+		return fmt.Errorf("testing the new password of %s/%s: %w", c.ProjectName, c.Username, err)
+	}
 	log.Info("pending value checked", "outcome", "checked",
-		"project", pending.ProjectName, "username", pending.Username,
-		"copyOfCurrent", pending.Password.Equal(current.Password),
-		"checked", "value parses and names the current credential",
-		"notChecked", "that the gateway accepts the password (no gateway probe configured)")
+		"checked", e.Gateway.Describe(), "durationMs", time.Since(start).Milliseconds())
 	return nil
 }
 
@@ -293,10 +325,18 @@ func (e *Engine) promote(ctx context.Context, secretID, versionID, currentVersio
 	}
 	cctx, cancel := e.call(ctx)
 	defer cancel()
-	if _, err := e.Secrets.UpdateSecretVersionStage(cctx, in); err != nil {
-		return fmt.Errorf("moving AWSCURRENT of secret %s to version %s: %w", secretID, versionID, err)
+	_, err := e.Secrets.UpdateSecretVersionStage(cctx, in)
+	if err == nil {
+		return nil
 	}
-	return nil
+
+	// someone (a bulk job for the same secret) may have promoted this very
+	// version meanwhile: then the label is where it should be
+	if desc, derr := e.describe(ctx, secretID); derr == nil &&
+		versions(desc.VersionIdsToStages).has(versionID, stageCurrent) {
+		return nil
+	}
+	return fmt.Errorf("moving AWSCURRENT of secret %s to version %s: %w", secretID, versionID, err)
 }
 
 // excludesAllPunctuation reports whether exclude leaves no punctuation, in

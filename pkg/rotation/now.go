@@ -102,12 +102,17 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 	}
 	log = log.With("versionId", res.VersionID)
 
-	// set: Apinizer reports the deployment, which is also the test
+	// set
 	if err := e.send(ctx, log, secretID, res.VersionID, pending); err != nil {
 		return res, err
 	}
 
-	// finish
+	// test, when a gateway is configured, then finish
+	if e.Gateway != nil {
+		if err := e.checkGateway(ctx, log, pending); err != nil {
+			return res, err
+		}
+	}
 	if err := e.promote(ctx, secretID, res.VersionID, currentVersion); err != nil {
 		return res, err
 	}
