@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -104,6 +105,12 @@ type Batch struct {
 // deletes every message not named in batchItemFailures. With no message
 // waiting it returns a Batch with no records.
 func (s *Stack) DeliverBatch(ctx context.Context) (Batch, error) {
+	return s.DeliverBatchTo(ctx, s.Bulk)
+}
+
+// DeliverBatchTo is DeliverBatch to another running copy of the bulk
+// function, as when the event source mapping runs several at once.
+func (s *Stack) DeliverBatchTo(ctx context.Context, fn *standin.Function) (Batch, error) {
 	var b Batch
 	out, err := s.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    aws.String(s.JobQueueURL),
@@ -135,7 +142,7 @@ func (s *Stack) DeliverBatch(ctx context.Context) (Batch, error) {
 	if err != nil {
 		return b, err
 	}
-	raw, err := s.Bulk.Invoke(ctx, payload)
+	raw, err := fn.Invoke(ctx, payload)
 	if err != nil {
 		// a failed invocation: the mapping retries the whole batch later
 		return b, fmt.Errorf("bulk function failed the whole batch: %w", err)
@@ -220,4 +227,19 @@ func (s *Stack) ReleaseFailures(ctx context.Context, b Batch) error {
 		}
 	}
 	return nil
+}
+
+// ReleaseAll makes every message of a batch visible again at once, as if
+// the invocation had died and the visibility timeout had passed.
+func (s *Stack) ReleaseAll(ctx context.Context, b Batch) error {
+	all := b
+	all.Response.BatchItemFailures = nil
+	for _, r := range b.Event.Records {
+		if slices.Contains(b.Deleted, r.MessageId) {
+			continue
+		}
+		all.Response.BatchItemFailures = append(all.Response.BatchItemFailures,
+			events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+	}
+	return s.ReleaseFailures(ctx, all)
 }

@@ -178,3 +178,22 @@ func newToken() string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// EnableRotation turns rotation on for a secret without leaving a rotation
+// in progress, as configuring a schedule with RotateImmediately=false and
+// no test would. Moto can only do it by starting one, whose placeholder is
+// then dropped.
+func (s *Stack) EnableRotation(ctx context.Context, secretID string) error {
+	token, err := s.BeginRotation(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	_, err = s.SecretsManager.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId: aws.String(secretID), VersionStage: aws.String("AWSPENDING"),
+		RemoveFromVersionId: aws.String(token),
+	})
+	if err != nil {
+		return fmt.Errorf("enabling rotation of %s: %w", secretID, err)
+	}
+	return nil
+}

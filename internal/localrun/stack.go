@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/apinizer-rotation/rotator/internal/faultproxy"
 	"github.com/apinizer-rotation/rotator/internal/simulator"
 	"github.com/apinizer-rotation/rotator/internal/standin"
 )
@@ -45,12 +46,18 @@ type Options struct {
 	Env []string
 	// BinDir holds the built functions; a temporary directory when empty.
 	BinDir string
+	// FaultProxy puts a faultproxy between the functions and moto, so that
+	// tests can count their AWS calls and stop them at any call.
+	FaultProxy bool
 }
 
 // Stack is the running product and its stand-ins.
 type Stack struct {
-	Moto   *standin.Moto
-	Sim    *simulator.Running
+	Moto *standin.Moto
+	Sim  *simulator.Running
+	// Proxy stands between the functions and moto when Options.FaultProxy
+	// is set; the stack's own clients always reach moto directly.
+	Proxy  *faultproxy.Proxy
 	Rotate *standin.Function
 	Bulk   *standin.Function
 
@@ -128,7 +135,14 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}
 
 	// both functions, configured as the template configures them
-	env := append(s.Moto.Env(),
+	env := s.Moto.Env()
+	if opts.FaultProxy {
+		if s.Proxy, err = faultproxy.Start(s.Moto.URL); err != nil {
+			return s, fmt.Errorf("starting the fault proxy: %w", err)
+		}
+		env = append(env, "AWS_ENDPOINT_URL="+s.Proxy.URL)
+	}
+	env = append(env,
 		"APINIZER_BASE_URL="+s.Sim.URL,
 		"APINIZER_TOKEN_SECRET_ID="+TokenSecretName,
 		"DEAD_LETTER_QUEUE_URL="+s.DeadLetterQueueURL,
@@ -190,6 +204,9 @@ func (s *Stack) Close() {
 	}
 	if s.Sim != nil {
 		s.Sim.Close()
+	}
+	if s.Proxy != nil {
+		s.Proxy.Close()
 	}
 	if s.Moto != nil {
 		errs = append(errs, s.Moto.Stop())

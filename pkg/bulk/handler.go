@@ -28,7 +28,7 @@ const (
 	// DefaultJobTimeLeft is the least time before the deadline at which a
 	// job is still started; later ones are reported for a retry instead of
 	// being cut off mid-way.
-	DefaultJobTimeLeft = 10 * time.Second
+	DefaultJobTimeLeft = 5 * time.Second
 	// responseReserve is kept back from every job's deadline for sending
 	// dead-letter records and answering.
 	responseReserve = 2 * time.Second
