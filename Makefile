@@ -27,7 +27,7 @@ if [[ -n $$unformatted ]]; then \
 fi
 endef
 
-.PHONY: build build-RotateFunction build-BulkFunction tools demo test lint clean
+.PHONY: build build-RotateFunction build-BulkFunction tools demo test test-faults lint clean
 
 build-RotateFunction:
 	@[[ -n "$(ARTIFACTS_DIR)" ]] || { echo "ARTIFACTS_DIR is not set (sam build sets it)" >&2; exit 1; }
@@ -54,6 +54,12 @@ test: tools
 	$(gofmt_check)
 	cfn-lint template.yaml
 	go test -race -count=1 -timeout 20m ./...
+
+# The fault-injection matrix and the races between the two functions, with
+# the matrix printed (make test runs them too, quietly). RACE_ROUNDS=50
+# repeats each race fifty times.
+test-faults: tools
+	go test -count=1 -v -timeout 30m ./test/faults/ | grep -vE '^(=== (RUN|PAUSE|CONT)|\s+--- PASS)'
 
 lint: tools
 	$(gofmt_check)

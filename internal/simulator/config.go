@@ -115,6 +115,11 @@ type Config struct {
 	// JitterMS adds a uniformly random 0..JitterMS milliseconds to
 	// LatencyMS.
 	JitterMS int `json:"jitterMs"`
+	// GatewayLagMS is how many milliseconds after a password change the
+	// gateway starts to accept the newly deployed password; until then each
+	// pod keeps accepting the password it had (see the gateway endpoints).
+	// Zero, the default, is left out of the JSON form.
+	GatewayLagMS int `json:"gatewayLagMs,omitempty"`
 	// Tokens are the Personal API Access Tokens accepted as
 	// "Authorization: Bearer <token>". Nil means none: only tokens issued
 	// by the token endpoint are accepted then.
@@ -147,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.LatencyMS < 0 || c.JitterMS < 0 {
 		errs = append(errs, errors.New("latencyMs and jitterMs must not be negative"))
+	}
+	if c.GatewayLagMS < 0 {
+		errs = append(errs, errors.New("gatewayLagMs is negative"))
 	}
 	for i, tok := range c.Tokens {
 		if tok == "" {

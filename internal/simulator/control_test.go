@@ -46,6 +46,7 @@ func equalConfig(a, b Config) bool {
 		slices.Equal(a.DeployFailures, b.DeployFailures) &&
 		a.OmitDeploymentResult == b.OmitDeploymentResult &&
 		a.LatencyMS == b.LatencyMS && a.JitterMS == b.JitterMS &&
+		a.GatewayLagMS == b.GatewayLagMS &&
 		slices.Equal(a.Tokens, b.Tokens)
 }
 

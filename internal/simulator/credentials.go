@@ -16,11 +16,13 @@ const maxBodyBytes = 1 << 20
 // changePassword answers PATCH /apiops/projects/{project}/credentials/{username}/.
 //
 // A pending fault that matches answers first; with Apply, the password is
-// stored before it, when the request is otherwise valid. Otherwise the token,
-// the body, the project and the credential are checked in that order, the
-// password is stored, and the deployment is reported. Every answer waits for
-// the configured latency first, after the store: a client that gives up
-// early leaves the new password saved, as it would on Apinizer.
+// stored before it, when the request is otherwise valid, and with Drop the
+// connection is closed instead of answered. Otherwise the token, the body,
+// the project and the credential are checked in that order, the password is
+// stored and deployed to the gateway pods, and the deployment is reported.
+// Every answer waits for the configured latency first, after the store: a
+// client that gives up early leaves the new password saved, as it would on
+// Apinizer.
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request,
 	project, username string, entry *Request) {
 	cfg := s.Config()
@@ -38,7 +40,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request,
 		apiErr = bodyErr
 	}
 	if apiErr == nil && (!faulted || fault.Apply) {
-		apiErr = s.store(cfg.Envelope, project, username, password)
+		apiErr = s.store(cfg, project, username, password)
 	}
 
 	// the deploy takes time; nobody is left to answer if the client gave up
@@ -48,6 +50,8 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request,
 	}
 
 	switch {
+	case faulted && fault.Drop:
+		s.dropConnection(w, entry)
 	case faulted:
 		writeFault(w, cfg.Envelope, fault)
 	case apiErr != nil:
@@ -81,13 +85,14 @@ func readPassword(w http.ResponseWriter, r *http.Request) (string, *apiError) {
 	return *in.Password, nil
 }
 
-// store saves a changed password, if the project and the credential exist.
-func (s *Server) store(env Envelope, project, username, password string) *apiError {
+// store saves a changed password, if the project and the credential exist,
+// and deploys it to the gateway pods (see credential.deploy).
+func (s *Server) store(cfg Config, project, username, password string) *apiError {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	creds, ok := s.projects[project]
 	if !ok {
-		return errProjectNotFound(env, project)
+		return errProjectNotFound(cfg.Envelope, project)
 	}
 	c, ok := creds[username]
 	if !ok {
@@ -95,6 +100,7 @@ func (s *Server) store(env Envelope, project, username, password string) *apiErr
 	}
 	c.password = password
 	c.changes++
+	c.deploy(cfg, project, username, password, s.now(), cfg.gatewayLag())
 	return nil
 }
 

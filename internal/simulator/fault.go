@@ -34,6 +34,12 @@ type Fault struct {
 	// request is otherwise valid: Apinizer took the change, but the client
 	// is told it failed.
 	Apply bool `json:"apply,omitempty"`
+	// Drop closes the connection without any answer instead of answering
+	// with Status (Body, EmptyBody and RetryAfter are then unused). With
+	// Apply, the password is stored and deployed first: Apinizer applied
+	// the change, then the connection dropped. The request log records the
+	// status 444.
+	Drop bool `json:"drop,omitempty"`
 }
 
 // validate reports what is wrong with a fault sent to the control API.

@@ -17,8 +17,8 @@ const MaxRequests = 10000
 const statusClientGone = 499
 
 // Request is what the simulator records about one request to the Apinizer
-// API (requests to the /_sim/ control API are not recorded). It holds no
-// password, no token and no Authorization value.
+// API or to the gateway endpoints (requests to the /_sim/ control API are
+// not recorded). It holds no password, no token and no Authorization value.
 type Request struct {
 	// Time is when the request arrived.
 	Time time.Time `json:"time"`
@@ -29,11 +29,13 @@ type Request struct {
 	Path    string `json:"path"`
 	RawPath string `json:"rawPath"`
 	// Project and Username are the decoded path parameters, when the path
-	// has them; for the token endpoint Username is the client_id.
+	// has them; for the token endpoints Username is the client_id, for the
+	// gateway probe the Basic authentication username.
 	Project  string `json:"project,omitempty"`
 	Username string `json:"username,omitempty"`
-	// Status is the HTTP status answered, or 499 when the client went away
-	// before the answer.
+	// Status is the HTTP status answered, 499 when the client went away
+	// before the answer, or 444 when a Fault with Drop closed the
+	// connection without one.
 	Status int `json:"status"`
 	// HasAuthorization reports whether an Authorization header was sent.
 	HasAuthorization bool `json:"hasAuthorization"`
@@ -44,10 +46,17 @@ type Request struct {
 	PasswordLength int `json:"passwordLength"`
 }
 
-// credential is one stored credential.
+// credential is one stored credential: its password in the Manager, and
+// what each gateway pod holds (see gateway.go).
 type credential struct {
 	password string
 	changes  int
+	// seeded is the password SetCredential deployed to every pod at once;
+	// a pod with no rollouts holds it.
+	seeded string
+	// rollouts are, per pod (podKey), the passwords deployed to it after
+	// seeded, oldest first; the first one has always taken effect.
+	rollouts map[string][]rollout
 }
 
 // Server is an in-memory Apinizer management API and an http.Handler. Make
@@ -109,16 +118,20 @@ func (s *Server) project(name string) map[string]*credential {
 }
 
 // SetCredential creates or overwrites a credential, and its project, with
-// the given password. It does not count as a password change.
+// the given password, which every gateway pod accepts at once (no
+// GatewayLagMS, no DeployFailures). It does not count as a password change.
 func (s *Server) SetCredential(project, username, password string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	creds := s.project(project)
-	if c, ok := creds[username]; ok {
-		c.password = password
-		return
+	c, ok := creds[username]
+	if !ok {
+		c = &credential{}
+		creds[username] = c
 	}
-	creds[username] = &credential{password: password}
+	c.password = password
+	c.seeded = password
+	c.rollouts = nil
 }
 
 // Password returns a credential's current password, and whether it exists.
@@ -193,12 +206,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		RawPath:          r.URL.EscapedPath(),
 		HasAuthorization: r.Header.Get("Authorization") != "",
 	}
+	// recorded even when the answer is aborted (see dropConnection)
+	defer func() {
+		if sw.recorded {
+			return
+		}
+		entry.Status = sw.status
+		if entry.Status == 0 {
+			entry.Status = statusClientGone
+		}
+		s.record(entry)
+	}()
 	s.serveAPI(sw, r, segs, &entry)
-	entry.Status = sw.status
-	if entry.Status == 0 {
-		entry.Status = statusClientGone
-	}
-	s.record(entry)
 }
 
 // serveAPI routes a request to the Apinizer endpoints.
@@ -233,6 +252,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, segs []string,
 		if allowMethod(w, r, http.MethodGet) {
 			writeText(w, http.StatusOK, "OK")
 		}
+		return
+	}
+	if s.serveGateway(w, r, segs, entry) {
 		return
 	}
 	writeText(w, http.StatusNotFound, "Not Found")
@@ -276,6 +298,8 @@ func allowMethod(w http.ResponseWriter, r *http.Request, method string) bool {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// recorded is set when the request is already in the log.
+	recorded bool
 }
 
 func (w *statusWriter) WriteHeader(status int) {

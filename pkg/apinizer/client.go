@@ -47,8 +47,8 @@ type Options struct {
 	// MaxBodyBytes is the most of a response body read; a longer one is
 	// unreadable. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Logger gets a line for each retry and token refresh, never a password,
-	// token or body. Default: no logging.
+	// Logger gets a line for each retry, token refresh and token exchange,
+	// never a password, token, client secret or body. Default: no logging.
 	Logger *slog.Logger
 }
 
@@ -77,6 +77,11 @@ type Client struct {
 // prefix and a trailing slash are kept). baseURL must be https, or http
 // when its host is a loopback address (127.0.0.0/8, ::1, localhost), and
 // carry no user information, query or fragment.
+//
+// When tokens is a *SecretToken whose secret holds client credentials, the
+// Client exchanges them for access tokens at POST {base}/apiops/auth/token
+// itself, through its own HTTP client and rules, and keeps each token until
+// shortly before it expires (see SecretToken).
 func New(baseURL string, tokens TokenSource, opts Options) (*Client, error) {
 	origin, prefix, err := parseBaseURL(baseURL)
 	if err != nil {
@@ -106,6 +111,9 @@ func New(baseURL string, tokens TokenSource, opts Options) (*Client, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if secrets, ok := tokens.(credentialSecret); ok {
+		c.tokens = newExchanger(secrets, c.exchange, c.log)
 	}
 	return c, nil
 }

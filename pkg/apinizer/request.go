@@ -2,6 +2,7 @@ package apinizer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,11 +27,16 @@ type call struct {
 	method string
 	url    string // full URL, path already escaped
 	accept string
-	// body is the JSON request body, nil for none. It holds the password:
-	// it goes into the request and nowhere else.
+	// body is the request body, nil for none. It holds the password or the
+	// client secret: it goes into the request and nowhere else.
 	body []byte
-	// password is replaced in any text Apinizer sends back; "" for none.
+	// contentType is the body's type; "" means application/json.
+	contentType string
+	// password is the secret body holds (the password, the client secret),
+	// replaced in any text Apinizer sends back; "" for none.
 	password string
+	// anonymous sends no bearer token: the call that obtains one.
+	anonymous bool
 }
 
 // endpoint joins the base URL and a path template such as
@@ -124,7 +130,8 @@ func passwordBody(op string, password sensitive.String) ([]byte, error) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
-// newRequest builds the request for one attempt, bound to ctx.
+// newRequest builds the request for one attempt, bound to ctx, with token as
+// its bearer unless the call is anonymous.
 func newRequest(ctx context.Context, rq *call, token sensitive.String) (*http.Request, error) {
 	var body io.Reader = http.NoBody
 	if rq.body != nil {
@@ -134,10 +141,12 @@ func newRequest(ctx context.Context, rq *call, token sensitive.String) (*http.Re
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token.Reveal())
+	if !rq.anonymous {
+		req.Header.Set("Authorization", "Bearer "+token.Reveal())
+	}
 	req.Header.Set("Accept", rq.accept)
 	if rq.body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", cmp.Or(rq.contentType, "application/json"))
 	}
 	req.Header.Set("User-Agent", userAgent)
 	return req, nil

@@ -8,6 +8,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	"github.com/apinizer-rotation/rotator/pkg/sensitive"
 )
 
 // This file is the one place that turns an Apinizer answer into a Go value
@@ -226,4 +229,61 @@ func quoteExcerpt(s string) string {
 		return "empty body"
 	}
 	return s
+}
+
+// maxTokenLifetime caps the expires_in of an access token, so the sum of a
+// time and the lifetime cannot overflow.
+const maxTokenLifetime = 365 * 24 * time.Hour
+
+// readAccessToken reads the 2xx answer of the token endpoint:
+// {"access_token", "token_type": "Bearer", "expires_in": <seconds>}. The
+// lifetime is 0 when expires_in is absent or 0: unknown, so the token is
+// kept until a 401 says it expired.
+//
+// An answer it cannot use is an *Error of ClassToken. Its text never quotes
+// the body, which may hold the token.
+func readAccessToken(op string, a *answer) (sensitive.String, time.Duration, error) {
+	fail := func(msg string) (sensitive.String, time.Duration, error) {
+		return sensitive.String{}, 0, &Error{Op: op, StatusCode: a.status, Class: ClassToken,
+			Message: msg}
+	}
+	if a.tooLarge {
+		return fail(fmt.Sprintf("answer over %d bytes could not be read", len(a.body)))
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(a.body, &fields) != nil || fields == nil {
+		return fail("the answer is not a JSON object")
+	}
+
+	var token, tokenType string
+	raw, ok := fields["access_token"]
+	if !ok || json.Unmarshal(raw, &token) != nil || token == "" {
+		// a failure envelope inside a 2xx says why; it quotes no token
+		if env, ok := readEnvelope(a.body); ok && env.code() != "" {
+			return sensitive.String{}, 0, &Error{Op: op, StatusCode: a.status, Class: ClassToken,
+				Code:    a.red.clean(env.code(), maxCodeBytes),
+				Message: a.red.clean(env.message(), maxMessageBytes)}
+		}
+		return fail(`the answer has no string "access_token"`)
+	}
+	if !validToken(token) {
+		return fail(`the answer's "access_token" holds characters a header cannot carry`)
+	}
+	if raw, ok := fields["token_type"]; ok {
+		if json.Unmarshal(raw, &tokenType) != nil || !strings.EqualFold(tokenType, "Bearer") {
+			return fail(`the answer's "token_type" is not "Bearer"`)
+		}
+	}
+
+	var seconds float64
+	if raw, ok := fields["expires_in"]; ok && string(raw) != "null" {
+		if json.Unmarshal(raw, &seconds) != nil || seconds < 0 {
+			return fail(`the answer's "expires_in" is not a number of seconds`)
+		}
+	}
+	lifetime := maxTokenLifetime
+	if seconds < maxTokenLifetime.Seconds() {
+		lifetime = time.Duration(seconds * float64(time.Second))
+	}
+	return sensitive.New(token), lifetime, nil
 }

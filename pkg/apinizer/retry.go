@@ -35,14 +35,18 @@ const (
 // would leave too little time before ctx's deadline for another attempt:
 // then the last failure is returned. A 401 makes the token source refresh
 // the token once per call, and the request is sent again at once; a
-// second 401 is final.
+// second 401 is final. An anonymous call (the token exchange) asks the
+// token source for nothing, and its 401 is final at once.
 func (c *Client) do(ctx context.Context, rq *call) (*answer, error) {
 	if ctx.Err() != nil {
 		return nil, stopped(ctx, rq.op, 0, nil)
 	}
-	token, err := c.tokens.Token(ctx)
-	if err != nil {
-		return nil, tokenError(rq.op, err)
+	var token sensitive.String
+	if !rq.anonymous {
+		var err error
+		if token, err = c.tokens.Token(ctx); err != nil {
+			return nil, tokenError(rq.op, err)
+		}
 	}
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = c.initialBackoff
@@ -53,7 +57,7 @@ func (c *Client) do(ctx context.Context, rq *call) (*answer, error) {
 	attempts, transient, refreshed := 0, 0, false
 	var last *Error // the latest failure, for the error if ctx ends
 	for {
-		if !validToken(token.Reveal()) {
+		if !rq.anonymous && !validToken(token.Reveal()) {
 			return nil, &Error{Op: rq.op, Class: ClassToken, Attempts: attempts,
 				Message: "the token source gave an empty token or one a header cannot carry"}
 		}
@@ -72,7 +76,7 @@ func (c *Client) do(ctx context.Context, rq *call) (*answer, error) {
 		last = fail
 
 		// a rejected token: refresh it once and send again at once
-		if fail.StatusCode == http.StatusUnauthorized && !refreshed {
+		if fail.StatusCode == http.StatusUnauthorized && !refreshed && !rq.anonymous {
 			refreshed = true
 			c.log.DebugContext(ctx, "apinizer: token rejected, refreshing it",
 				"op", rq.op, "attempt", attempts)

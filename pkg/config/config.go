@@ -22,6 +22,8 @@ const (
 	EnvPasswordLength     = "PASSWORD_LENGTH"
 	EnvExcludeCharacters  = "EXCLUDE_CHARACTERS"
 	EnvBulkMaxConcurrency = "BULK_MAX_CONCURRENCY"
+	EnvGatewayURL         = "APINIZER_GATEWAY_URL"
+	EnvGatewayProbePath   = "APINIZER_GATEWAY_PROBE_PATH"
 )
 
 // DefaultPasswordLength is the length of a generated password.
@@ -44,6 +46,11 @@ type Config struct {
 	PasswordLength     int
 	ExcludeCharacters  string
 	BulkMaxConcurrency int
+	// GatewayURL, when set, is the Apinizer gateway testSecret checks the
+	// new password against: at GatewayProbePath with Basic auth, or at the
+	// gateway's token endpoint when no probe path is set.
+	GatewayURL       string
+	GatewayProbePath string
 }
 
 // FromEnv reads Config with os.LookupEnv.
@@ -105,6 +112,23 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			problems = append(problems, EnvBulkMaxConcurrency+" must be a whole number from 1 to 100")
 		} else {
 			cfg.BulkMaxConcurrency = n
+		}
+	}
+
+	cfg.GatewayURL, cfg.GatewayProbePath = get(EnvGatewayURL), get(EnvGatewayProbePath)
+	if cfg.GatewayURL != "" {
+		if err := apinizer.CheckBaseURL(cfg.GatewayURL); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s", EnvGatewayURL,
+				strings.TrimPrefix(strings.ReplaceAll(err.Error(), "base URL", "gateway URL"), "apinizer: ")))
+		}
+	}
+	if cfg.GatewayProbePath != "" {
+		switch {
+		case cfg.GatewayURL == "":
+			problems = append(problems, EnvGatewayProbePath+" needs "+EnvGatewayURL)
+		case !strings.HasPrefix(cfg.GatewayProbePath, "/") || strings.ContainsAny(cfg.GatewayProbePath, "?#") ||
+			!printableASCII(cfg.GatewayProbePath):
+			problems = append(problems, EnvGatewayProbePath+" must be a path starting with /, without a query")
 		}
 	}
 

@@ -50,6 +50,10 @@ func TestLoadReportsEveryProblemInOneError(t *testing.T) {
 		{"length too short", map[string]string{EnvPasswordLength: "8"}, []string{EnvPasswordLength}},
 		{"exclusions not ASCII", map[string]string{EnvExcludeCharacters: "é"}, []string{EnvExcludeCharacters}},
 		{"exclusions leave no digit", map[string]string{EnvExcludeCharacters: "0123456789"}, []string{"digits"}},
+		{"gateway over plain http", map[string]string{EnvGatewayURL: "http://gw.example.com"}, []string{EnvGatewayURL}},
+		{"probe path without gateway", map[string]string{EnvGatewayProbePath: "/probe"}, []string{EnvGatewayURL}},
+		{"probe path with a query", map[string]string{EnvGatewayURL: "https://gw", EnvGatewayProbePath: "/p?x"},
+			[]string{EnvGatewayProbePath}},
 		{"concurrency zero", map[string]string{EnvBulkMaxConcurrency: "0"}, []string{EnvBulkMaxConcurrency}},
 		{"queue URL not a URL", map[string]string{EnvDeadLetterQueueURL: "dlq"}, []string{EnvDeadLetterQueueURL}},
 	}

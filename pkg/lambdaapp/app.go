@@ -16,6 +16,7 @@ import (
 	"github.com/apinizer-rotation/rotator/pkg/apinizer"
 	"github.com/apinizer-rotation/rotator/pkg/config"
 	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+	"github.com/apinizer-rotation/rotator/pkg/gateway"
 	"github.com/apinizer-rotation/rotator/pkg/rotation"
 )
 
@@ -47,15 +48,24 @@ func New(ctx context.Context) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %s: %w", config.EnvBaseURL, err)
 	}
+	engine := &rotation.Engine{
+		Secrets:  sm,
+		Apinizer: client,
+		Policy:   rotation.PasswordPolicy{Length: cfg.PasswordLength, ExcludeCharacters: cfg.ExcludeCharacters},
+		Logger:   logger,
+	}
+	if cfg.GatewayURL != "" {
+		checker, err := gateway.New(gateway.Options{BaseURL: cfg.GatewayURL, ProbePath: cfg.GatewayProbePath,
+			Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("configuration: %s: %w", config.EnvGatewayURL, err)
+		}
+		engine.Gateway = checker
+	}
 	return &App{
-		Config: cfg,
-		Logger: logger,
-		Engine: &rotation.Engine{
-			Secrets:  sm,
-			Apinizer: client,
-			Policy:   rotation.PasswordPolicy{Length: cfg.PasswordLength, ExcludeCharacters: cfg.ExcludeCharacters},
-			Logger:   logger,
-		},
+		Config:      cfg,
+		Logger:      logger,
+		Engine:      engine,
 		DeadLetters: deadletter.NewSender(sqs.NewFromConfig(awsCfg), cfg.DeadLetterQueueURL),
 	}, nil
 }
