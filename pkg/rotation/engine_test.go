@@ -392,3 +392,22 @@ func TestPunctuationIsLeftOutOnlyWhenAllOfItIsExcluded(t *testing.T) {
 		t.Error("every punctuation character excluded must exclude punctuation")
 	}
 }
+
+func TestAMalformedPreviousVersionDoesNotMatter(t *testing.T) {
+	f := newFixture(seed)
+	f.sm.values["v-previous"] = aws.String("not json at all")
+	f.sm.stages["v-previous"] = []string{"AWSPREVIOUS"}
+	f.rotate(t, token)
+	f.assertInvariant(t)
+	if f.sm.holder(stageCurrent) != token {
+		t.Error("not promoted")
+	}
+}
+
+func TestWithoutAGatewayTestSecretSaysWhatItCouldNotCheck(t *testing.T) {
+	f := newFixture(seed)
+	f.rotate(t, token)
+	if !strings.Contains(f.logs.String(), `"notChecked":"that the gateway accepts the password`) {
+		t.Errorf("the log does not say what was not checked: %s", f.logs.String())
+	}
+}

@@ -70,11 +70,17 @@ func usedSecrets(ctx context.Context) ([]string, error) {
 				if err != nil {
 					continue // a placeholder version holds no value
 				}
-				var cred struct {
-					Password string `json:"password"`
+				var value struct {
+					Password     string `json:"password"`
+					ClientSecret string `json:"clientSecret"`
+					Token        string `json:"token"`
 				}
-				if json.Unmarshal([]byte(aws.ToString(out.SecretString)), &cred) == nil && cred.Password != "" {
-					secrets = append(secrets, cred.Password)
+				if json.Unmarshal([]byte(aws.ToString(out.SecretString)), &value) == nil {
+					for _, v := range []string{value.Password, value.ClientSecret, value.Token} {
+						if v != "" {
+							secrets = append(secrets, v)
+						}
+					}
 				}
 			}
 		}
