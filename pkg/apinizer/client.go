@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/apinizer-rotation/rotator/pkg/sensitive"
 )
 
@@ -50,6 +52,11 @@ type Options struct {
 	// Logger gets a line for each retry, token refresh and token exchange,
 	// never a password, token, client secret or body. Default: no logging.
 	Logger *slog.Logger
+	// MaxRequestsPerSecond, when above zero, spaces out the requests this
+	// Client sends (every attempt counts), so that one warm function never
+	// asks Apinizer more often. Waiting for a turn is bounded by the
+	// caller's deadline.
+	MaxRequestsPerSecond float64
 }
 
 // Client calls Apinizer's management API at one base URL. It is safe for
@@ -65,6 +72,7 @@ type Client struct {
 	maxBackoff     time.Duration
 	maxBodyBytes   int64
 	log            *slog.Logger
+	limiter        *rate.Limiter // nil: no limit
 
 	// wait sleeps for d or until ctx ends; tests replace it to see waits.
 	wait func(ctx context.Context, d time.Duration) error
@@ -111,6 +119,9 @@ func New(baseURL string, tokens TokenSource, opts Options) (*Client, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxRequestsPerSecond > 0 {
+		c.limiter = rate.NewLimiter(rate.Limit(opts.MaxRequestsPerSecond), 1)
 	}
 	if secrets, ok := tokens.(credentialSecret); ok {
 		c.tokens = newExchanger(secrets, c.exchange, c.log)

@@ -121,6 +121,13 @@ func (c *Client) attempt(ctx context.Context, rq *call, token sensitive.String) 
 	if err != nil {
 		return nil, &Error{Op: rq.op, Class: ClassRejected, Message: "cannot build the request", Err: err}
 	}
+	if c.limiter != nil {
+		// wait for a turn; a turn that would come after the deadline is a
+		// transient failure now
+		if err := c.limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("waiting for a turn under the request rate limit: %w", err)
+		}
+	}
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ const (
 	EnvBulkMaxConcurrency = "BULK_MAX_CONCURRENCY"
 	EnvGatewayURL         = "APINIZER_GATEWAY_URL"
 	EnvGatewayProbePath   = "APINIZER_GATEWAY_PROBE_PATH"
+	EnvMaxRPS             = "APINIZER_MAX_RPS"
 )
 
 // DefaultPasswordLength is the length of a generated password.
@@ -51,6 +52,9 @@ type Config struct {
 	// gateway's token endpoint when no probe path is set.
 	GatewayURL       string
 	GatewayProbePath string
+	// MaxRPS, when above zero, bounds the requests per second one warm
+	// function sends to Apinizer.
+	MaxRPS float64
 }
 
 // FromEnv reads Config with os.LookupEnv.
@@ -115,6 +119,14 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 
+	if v := get(EnvMaxRPS); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(n > 0 && n <= 1000) {
+			problems = append(problems, EnvMaxRPS+" must be a number above 0 and at most 1000")
+		} else {
+			cfg.MaxRPS = n
+		}
+	}
 	cfg.GatewayURL, cfg.GatewayProbePath = get(EnvGatewayURL), get(EnvGatewayProbePath)
 	if cfg.GatewayURL != "" {
 		if err := apinizer.CheckBaseURL(cfg.GatewayURL); err != nil {

@@ -54,6 +54,8 @@ func TestLoadReportsEveryProblemInOneError(t *testing.T) {
 		{"probe path without gateway", map[string]string{EnvGatewayProbePath: "/probe"}, []string{EnvGatewayURL}},
 		{"probe path with a query", map[string]string{EnvGatewayURL: "https://gw", EnvGatewayProbePath: "/p?x"},
 			[]string{EnvGatewayProbePath}},
+		{"rate not a number", map[string]string{EnvMaxRPS: "fast"}, []string{EnvMaxRPS}},
+		{"rate zero", map[string]string{EnvMaxRPS: "0"}, []string{EnvMaxRPS}},
 		{"concurrency zero", map[string]string{EnvBulkMaxConcurrency: "0"}, []string{EnvBulkMaxConcurrency}},
 		{"queue URL not a URL", map[string]string{EnvDeadLetterQueueURL: "dlq"}, []string{EnvDeadLetterQueueURL}},
 	}

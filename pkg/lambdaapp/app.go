@@ -44,7 +44,7 @@ func New(ctx context.Context) (*App, error) {
 	}
 	sm := secretsmanager.NewFromConfig(awsCfg)
 	client, err := apinizer.New(cfg.BaseURL, apinizer.NewSecretToken(sm, cfg.TokenSecretID),
-		apinizer.Options{Logger: logger})
+		apinizer.Options{Logger: logger, MaxRequestsPerSecond: cfg.MaxRPS})
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %s: %w", config.EnvBaseURL, err)
 	}
