@@ -1,5 +1,9 @@
 // Package templatecheck checks the deployment files: that `sam build` can
-// build each function the way template.yaml asks it to.
+// build each function the way template.yaml asks it to, and that the
+// template keeps its rules: the queue settings, roles that grant each
+// function its job and nothing more, the alarms, the optional settings and
+// the example secret. Each rule is a check that returns what is wrong; each
+// is run on template.yaml and on bad copies made by editing its text.
 package templatecheck
 
 import (

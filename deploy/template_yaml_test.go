@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/apinizer-rotation/rotator/pkg/config"
 )
 
 // functionIDs are the logical ids that sam build and the Makefile share.
@@ -17,12 +19,42 @@ var functionIDs = []string{"RotateFunction", "BulkFunction"}
 // loadTemplate reads template.yaml into maps, slices and scalars.
 func loadTemplate(t *testing.T) map[string]any {
 	t.Helper()
+	return parseTemplate(t, templateText(t))
+}
+
+// templateText is template.yaml as it is on disk.
+func templateText(t *testing.T) string {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(repoRoot, "template.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return string(raw)
+}
+
+// spoiled is template.yaml with old replaced by new: the purpose-made bad
+// copy a check must refuse. old must occur exactly once, so that a change
+// to the template cannot make the edit miss silently.
+func spoiled(t *testing.T, old, new string) map[string]any {
+	t.Helper()
+	return spoiledN(t, 1, old, new)
+}
+
+// spoiledN is spoiled for an edit that old must match exactly n times.
+func spoiledN(t *testing.T, n int, old, new string) map[string]any {
+	t.Helper()
+	text := templateText(t)
+	if found := strings.Count(text, old); found != n {
+		t.Fatalf("the bad copy's edit expects %q %d times in template.yaml, found it %d times", old, n, found)
+	}
+	return parseTemplate(t, strings.ReplaceAll(text, old, new))
+}
+
+// parseTemplate reads a template's text into maps, slices and scalars.
+func parseTemplate(t *testing.T, text string) map[string]any {
+	t.Helper()
 	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
 		t.Fatalf("template.yaml: %v", err)
 	}
 	v, err := plain(&doc)
@@ -123,11 +155,29 @@ func queueArnRef(v any) string {
 	return ""
 }
 
+// numberBound is a literal number, or the bound ("MinValue" or "MaxValue")
+// of the Number parameter that v refers to: the worst case a deployment can
+// choose. ok is false for anything else.
+func numberBound(tmpl map[string]any, v any, bound string) (n int, ok bool) {
+	if n, ok := v.(int); ok {
+		return n, true
+	}
+	name, _ := dig(v, "Ref").(string)
+	param := dig(tmpl, "Parameters", name)
+	if name == "" || dig(param, "Type") != "Number" {
+		return 0, false
+	}
+	n, ok = dig(param, bound).(int)
+	return n, ok
+}
+
 // checkSQSEvents returns what is wrong with every SQS event of every
 // function: the queue's visibility timeout must be at least 6 x the
-// function's timeout plus the batching window, the queue must redrive to a
-// dead-letter queue after 5 receives or more, and failures must be reported
-// per record.
+// function's timeout plus the largest batching window a deployment may set,
+// the queue must redrive after 5 receives or more to a dead-letter queue
+// that keeps messages 14 days (longer than the queue itself), failures must
+// be reported per record, MaximumConcurrency must be set (2 to 1000), and a
+// batch above 10 needs a batching window.
 func checkSQSEvents(tmpl map[string]any) []string {
 	var problems []string
 	resources, _ := dig(tmpl, "Resources").(map[string]any)
@@ -147,6 +197,36 @@ func checkSQSEvents(tmpl map[string]any) []string {
 			if !slices.Contains(types, any("ReportBatchItemFailures")) {
 				problems = append(problems, where+": FunctionResponseTypes lacks ReportBatchItemFailures")
 			}
+			if v := dig(props, "ScalingConfig", "MaximumConcurrency"); v == nil {
+				problems = append(problems, where+": ScalingConfig.MaximumConcurrency is not set")
+			} else {
+				lo, okLo := numberBound(tmpl, v, "MinValue")
+				hi, okHi := numberBound(tmpl, v, "MaxValue")
+				if !okLo || !okHi || lo < 2 || hi > 1000 {
+					problems = append(problems, fmt.Sprintf(
+						"%s: MaximumConcurrency may be outside 2 to 1000 (%v)", where, v))
+				}
+			}
+
+			window := 0
+			if w := dig(props, "MaximumBatchingWindowInSeconds"); w != nil {
+				var ok bool
+				if window, ok = numberBound(tmpl, w, "MaxValue"); !ok {
+					problems = append(problems, where+
+						": MaximumBatchingWindowInSeconds must be a literal or a Number parameter with MaxValue")
+				}
+			}
+			if b := dig(props, "BatchSize"); b != nil {
+				batch, ok := numberBound(tmpl, b, "MaxValue")
+				minWindow, _ := numberBound(tmpl, dig(props, "MaximumBatchingWindowInSeconds"), "MinValue")
+				if !ok {
+					problems = append(problems,
+						where+": BatchSize must be a literal or a Number parameter with MaxValue")
+				} else if batch > 10 && minWindow < 1 {
+					problems = append(problems, fmt.Sprintf(
+						"%s: BatchSize %d needs a batching window of 1 s or more", where, batch))
+				}
+			}
 
 			queueID := queueArnRef(dig(props, "Queue"))
 			if queueID == "" {
@@ -157,12 +237,6 @@ func checkSQSEvents(tmpl map[string]any) []string {
 			if !ok {
 				problems = append(problems, id+": Timeout must be a literal number of seconds")
 				continue
-			}
-			window := 0
-			if w := dig(props, "MaximumBatchingWindowInSeconds"); w != nil {
-				if window, ok = w.(int); !ok {
-					problems = append(problems, where+": MaximumBatchingWindowInSeconds must be a literal")
-				}
 			}
 			queue := dig(resources, queueID, "Properties")
 			if visibility, ok := dig(queue, "VisibilityTimeout").(int); !ok {
@@ -176,41 +250,58 @@ func checkSQSEvents(tmpl map[string]any) []string {
 				problems = append(problems, fmt.Sprintf(
 					"%s: RedrivePolicy maxReceiveCount is %v, want 5 or more", queueID, dig(queue, "RedrivePolicy", "maxReceiveCount")))
 			}
-			if queueArnRef(dig(queue, "RedrivePolicy", "deadLetterTargetArn")) == "" {
+			dlqID := queueArnRef(dig(queue, "RedrivePolicy", "deadLetterTargetArn"))
+			if dlqID == "" {
 				problems = append(problems, queueID+": RedrivePolicy has no deadLetterTargetArn in this template")
+				continue
+			}
+			dlqRetention := dig(resources, dlqID, "Properties", "MessageRetentionPeriod")
+			if dlqRetention != 1209600 {
+				problems = append(problems, fmt.Sprintf(
+					"%s: MessageRetentionPeriod is %v, want 1209600 (14 days)", dlqID, dlqRetention))
+			}
+			if r, ok := dig(queue, "MessageRetentionPeriod").(int); ok && r >= 1209600 {
+				problems = append(problems, fmt.Sprintf(
+					"%s: MessageRetentionPeriod %d s must stay below its dead-letter queue's", queueID, r))
 			}
 		}
 	}
 	return problems
 }
 
-func TestTemplateFunctionsMatchTheMakefileBuild(t *testing.T) {
-	tmpl := loadTemplate(t)
+// checkBuild returns where a function differs from what `sam build` and the
+// Makefile agree on: built by `make build-<LogicalId>` into an arm64
+// `bootstrap` for provided.al2023.
+func checkBuild(tmpl map[string]any) []string {
+	var problems []string
 	for _, id := range functionIDs {
 		if got := dig(tmpl, "Resources", id, "Type"); got != "AWS::Serverless::Function" {
-			t.Errorf("%s: Type is %v, want AWS::Serverless::Function", id, got)
+			problems = append(problems, fmt.Sprintf("%s: Type is %v, want AWS::Serverless::Function", id, got))
 			continue
 		}
 		if got := dig(tmpl, "Resources", id, "Metadata", "BuildMethod"); got != "makefile" {
-			t.Errorf("%s: Metadata.BuildMethod is %v, want makefile", id, got)
+			problems = append(problems, fmt.Sprintf("%s: Metadata.BuildMethod is %v, want makefile", id, got))
 		}
 		if got := functionProperty(tmpl, id, "Runtime"); got != "provided.al2023" {
-			t.Errorf("%s: Runtime is %v, want provided.al2023", id, got)
+			problems = append(problems, fmt.Sprintf("%s: Runtime is %v, want provided.al2023", id, got))
 		}
 		if got := functionProperty(tmpl, id, "Handler"); got != "bootstrap" {
-			t.Errorf("%s: Handler is %v, want bootstrap", id, got)
+			problems = append(problems, fmt.Sprintf("%s: Handler is %v, want bootstrap", id, got))
 		}
 		if got, _ := functionProperty(tmpl, id, "Architectures").([]any); !slices.Equal(got, []any{"arm64"}) {
-			t.Errorf("%s: Architectures is %v, want [arm64] (the Makefile builds arm64)", id, got)
+			problems = append(problems, fmt.Sprintf(
+				"%s: Architectures is %v, want [arm64] (the Makefile builds arm64)", id, got))
 		}
 	}
+	return problems
 }
 
-func TestTemplateSetsEnvironmentOfBothFunctions(t *testing.T) {
-	tmpl := loadTemplate(t)
+// checkEnvironment returns the variables a function needs and does not get.
+func checkEnvironment(tmpl map[string]any) []string {
+	var problems []string
 	names := []string{
-		"APINIZER_BASE_URL", "APINIZER_TOKEN_SECRET_ID", "DEAD_LETTER_QUEUE_URL",
-		"PASSWORD_LENGTH", "EXCLUDE_CHARACTERS",
+		config.EnvBaseURL, config.EnvTokenSecretID, config.EnvDeadLetterQueueURL,
+		config.EnvPasswordLength, config.EnvExcludeCharacters,
 	}
 	for _, id := range functionIDs {
 		vars := map[string]any{}
@@ -223,11 +314,66 @@ func TestTemplateSetsEnvironmentOfBothFunctions(t *testing.T) {
 				vars[k] = v
 			}
 		}
-		for _, name := range names {
+		want := names
+		if id == "BulkFunction" {
+			want = append(slices.Clip(names), config.EnvBulkMaxConcurrency)
+		}
+		for _, name := range want {
 			if _, ok := vars[name]; !ok {
-				t.Errorf("%s: environment variable %s is not set", id, name)
+				problems = append(problems, fmt.Sprintf("%s: environment variable %s is not set", id, name))
 			}
 		}
+	}
+	return problems
+}
+
+func TestTemplateFunctionsMatchTheMakefileBuild(t *testing.T) {
+	if problems := checkBuild(loadTemplate(t)); len(problems) > 0 {
+		t.Errorf("template.yaml:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+func TestTemplateSetsEnvironmentOfBothFunctions(t *testing.T) {
+	if problems := checkEnvironment(loadTemplate(t)); len(problems) > 0 {
+		t.Errorf("template.yaml:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+func TestCheckBuildAndEnvironmentCatchEachMistake(t *testing.T) {
+	cases := []struct {
+		name     string
+		check    func(map[string]any) []string
+		old, new string
+		want     string
+	}{
+		{"x86_64 functions", checkBuild, "Architectures: [arm64]", "Architectures: [x86_64]",
+			"RotateFunction: Architectures is [x86_64]"},
+		{"the older OS-only runtime", checkBuild, "Runtime: provided.al2023", "Runtime: provided.al2",
+			"BulkFunction: Runtime is provided.al2"},
+		{"a handler sam build does not make", checkBuild, "Handler: bootstrap", "Handler: main",
+			"Handler is main"},
+		{"SAM's own Go builder", checkBuild,
+			"      BuildMethod: makefile\n    Properties:\n      Description: >-\n        Bulk",
+			"      BuildMethod: go1.x\n    Properties:\n      Description: >-\n        Bulk",
+			"BulkFunction: Metadata.BuildMethod is go1.x"},
+		{"no dead-letter queue URL for the bulk function", checkEnvironment,
+			"          DEAD_LETTER_QUEUE_URL: !Ref DeadLetterQueue\n          PASSWORD_LENGTH: !Ref PasswordLength\n" +
+				"          EXCLUDE_CHARACTERS: !Ref ExcludeCharacters\n          BULK_MAX_CONCURRENCY",
+			"          PASSWORD_LENGTH: !Ref PasswordLength\n" +
+				"          EXCLUDE_CHARACTERS: !Ref ExcludeCharacters\n          BULK_MAX_CONCURRENCY",
+			"BulkFunction: environment variable DEAD_LETTER_QUEUE_URL is not set"},
+		{"the bulk concurrency under another name", checkEnvironment,
+			"BULK_MAX_CONCURRENCY:", "MAX_CONCURRENCY:",
+			"BulkFunction: environment variable BULK_MAX_CONCURRENCY is not set"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n := strings.Count(templateText(t), tc.old)
+			problems := strings.Join(tc.check(spoiledN(t, max(n, 1), tc.old, tc.new)), "\n")
+			if !strings.Contains(problems, tc.want) {
+				t.Errorf("expected a problem containing %q, got %q", tc.want, problems)
+			}
+		})
 	}
 }
 
@@ -249,53 +395,71 @@ func TestTemplateQueueSettingsFitTheBulkFunction(t *testing.T) {
 
 func TestCheckSQSEventsCatchesEachMistake(t *testing.T) {
 	cases := []struct {
-		name  string
-		spoil func(tmpl map[string]any)
-		want  string
+		name     string
+		old, new string
+		want     string
 	}{
 		{
 			name: "visibility timeout equal to the function timeout",
-			spoil: func(tmpl map[string]any) {
-				dig(tmpl, "Resources", "BulkJobQueue", "Properties").(map[string]any)["VisibilityTimeout"] = 120
-			},
+			old:  "VisibilityTimeout: 780", new: "VisibilityTimeout: 120",
 			want: "VisibilityTimeout 120 s is below",
 		},
 		{
-			name: "batching window added without raising the visibility timeout",
-			spoil: func(tmpl map[string]any) {
-				dig(tmpl, "Resources", "BulkFunction", "Properties", "Events", "BulkJobs",
-					"Properties").(map[string]any)["MaximumBatchingWindowInSeconds"] = 5
-			},
-			want: "window 5 s",
+			name: "a longer batching window allowed without raising the visibility timeout",
+			old:  "    MinValue: 0\n    MaxValue: 60\n", new: "    MinValue: 0\n    MaxValue: 300\n",
+			want: "window 300 s",
+		},
+		{
+			name: "a literal batching window past the one covered",
+			old:  "MaximumBatchingWindowInSeconds: !Ref BulkBatchingWindowSeconds",
+			new:  "MaximumBatchingWindowInSeconds: 61",
+			want: "window 61 s",
 		},
 		{
 			name: "function timeout raised alone",
-			spoil: func(tmpl map[string]any) {
-				dig(tmpl, "Resources", "BulkFunction", "Properties").(map[string]any)["Timeout"] = 300
-			},
+			old:  "      Timeout: 120\n", new: "      Timeout: 300\n",
 			want: "BulkFunction Timeout 300 s",
 		},
 		{
 			name: "maxReceiveCount of 1",
-			spoil: func(tmpl map[string]any) {
-				dig(tmpl, "Resources", "BulkJobQueue", "Properties", "RedrivePolicy").(map[string]any)["maxReceiveCount"] = 1
-			},
+			old:  "maxReceiveCount: 5", new: "maxReceiveCount: 1",
 			want: "maxReceiveCount is 1",
 		},
 		{
+			name: "no dead-letter target",
+			old:  "        deadLetterTargetArn: !GetAtt DeadLetterQueue.Arn\n", new: "",
+			want: "no deadLetterTargetArn",
+		},
+		{
+			name: "dead-letter queue keeping messages 4 days",
+			old:  "MessageRetentionPeriod: 1209600", new: "MessageRetentionPeriod: 345600",
+			want: "want 1209600",
+		},
+		{
 			name: "ReportBatchItemFailures misspelt",
-			spoil: func(tmpl map[string]any) {
-				dig(tmpl, "Resources", "BulkFunction", "Properties", "Events", "BulkJobs",
-					"Properties").(map[string]any)["FunctionResponseTypes"] = []any{"ReportBatchItemFailure"}
-			},
+			old:  "[ReportBatchItemFailures]", new: "[ReportBatchItemFailure]",
 			want: "lacks ReportBatchItemFailures",
+		},
+		{
+			name: "no MaximumConcurrency",
+			old:  "            ScalingConfig:\n              MaximumConcurrency: !Ref BulkMaximumConcurrency\n",
+			new:  "",
+			want: "MaximumConcurrency is not set",
+		},
+		{
+			name: "MaximumConcurrency allowed below 2",
+			old:  "    MinValue: 2\n    MaxValue: 1000\n", new: "    MinValue: 1\n    MaxValue: 1000\n",
+			want: "MaximumConcurrency may be outside 2 to 1000",
+		},
+		{
+			name: "a batch above 10 without a batching window",
+			old:  "BatchSize: !Ref BulkBatchSize", new: "BatchSize: 11",
+			want: "BatchSize 11 needs a batching window",
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tmpl := loadTemplate(t)
-			tc.spoil(tmpl)
-			problems := strings.Join(checkSQSEvents(tmpl), "\n")
+			problems := strings.Join(checkSQSEvents(spoiled(t, tc.old, tc.new)), "\n")
 			if !strings.Contains(problems, tc.want) {
 				t.Errorf("expected a problem containing %q, got %q", tc.want, problems)
 			}

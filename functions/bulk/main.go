@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -32,6 +33,8 @@ func main() {
 		Logger:         app.Logger,
 		MaxConcurrency: app.Config.BulkMaxConcurrency,
 		TokenSecretID:  app.Config.TokenSecretID,
+		Metrics:        os.Stdout,
+		FunctionName:   lambdacontext.FunctionName,
 	}
 	lambda.Start(h.Handle)
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -23,6 +24,7 @@ func main() {
 		return
 	}
 	slog.SetDefault(app.Logger)
-	h := &rotation.Handler{Engine: app.Engine, DeadLetters: app.DeadLetters}
+	h := &rotation.Handler{Engine: app.Engine, DeadLetters: app.DeadLetters,
+		Metrics: os.Stdout, FunctionName: lambdacontext.FunctionName}
 	lambda.Start(h.Handle)
 }

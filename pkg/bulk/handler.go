@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+	"github.com/apinizer-rotation/rotator/pkg/metrics"
 	"github.com/apinizer-rotation/rotator/pkg/rotation"
 )
 
@@ -44,7 +46,12 @@ type Handler struct {
 	// TokenSecretID is the secret holding the Apinizer token; a job that
 	// names it is refused.
 	TokenSecretID string
-	now           func() time.Time
+	// Metrics receives one embedded-metric-format line per invocation
+	// (os.Stdout in Lambda); nil records none.
+	Metrics io.Writer
+	// FunctionName is the metrics' Function dimension.
+	FunctionName string
+	now          func() time.Time
 }
 
 // verdict is what became of one record.
@@ -60,6 +67,8 @@ type outcome struct {
 	verdict verdict
 	record  *deadletter.Record
 	why     string
+	rotated bool // done by a rotation (not an already finished job)
+	sent    bool // a dead-letter record already in the queue
 }
 
 // Handle processes one SQS batch and returns the messages to retry.
@@ -67,6 +76,16 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	start := h.clock()
 	log := h.logger()
 	outcomes := make([]outcome, len(ev.Records))
+	var rec *metrics.Recorder
+	if h.Metrics != nil {
+		rec = metrics.New(h.Metrics, metrics.Namespace, map[string]string{metrics.DimensionFunction: h.FunctionName})
+		ctx = metrics.NewContext(ctx, rec)
+		defer func() {
+			if err := rec.Flush(); err != nil {
+				log.Warn("metrics not written", "error", err.Error())
+			}
+		}()
+	}
 	var tokenProblem sync.Once
 	tokenFailed := make(chan struct{})
 
@@ -118,6 +137,17 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	counts := map[string]int{}
 	for _, o := range outcomes {
 		counts[[]string{"done", "retry", "deadLettered"}[o.verdict]]++
+		switch {
+		case o.verdict == retry:
+			rec.Count(metrics.RotationsFailed, 1)
+		case o.verdict == done && o.rotated:
+			rec.Count(metrics.RotationsSucceeded, 1)
+		case o.verdict == deadLetter:
+			rec.With(metrics.DimensionReason, o.record.Reason).Count(metrics.JobsDeadLettered, 1)
+			if o.record.Reason == deadletter.ReasonDeploymentFailed {
+				rec.Count(metrics.DeploymentsFailed, 1)
+			}
+		}
 	}
 	if isClosed(tokenFailed) {
 		log.Error("apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID; "+
@@ -184,7 +214,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	if err == nil {
 		log.Info("job done", "outcome", outcomeName(res), "versionId", res.VersionID,
 			"project", res.ProjectName, "username", res.Username, "durationMs", durationMs)
-		return outcome{verdict: done}
+		return outcome{verdict: done, rotated: !res.AlreadyDone}
 	}
 
 	d := rotation.Classify(err)
@@ -218,7 +248,7 @@ func (h *Handler) sendNow(ctx context.Context, o *outcome) {
 		*o = outcome{verdict: retry, why: "dead-letter send failed"}
 		return
 	}
-	*o = outcome{verdict: done}
+	o.sent = true
 }
 
 // sendDeadLetters sends every record still waiting, in one Send call that
@@ -227,7 +257,7 @@ func (h *Handler) sendDeadLetters(ctx context.Context, outcomes []outcome) {
 	var records []deadletter.Record
 	var owners []int
 	for i, o := range outcomes {
-		if o.verdict == deadLetter {
+		if o.verdict == deadLetter && !o.sent {
 			records = append(records, *o.record)
 			owners = append(owners, i)
 		}

@@ -1,6 +1,7 @@
 package bulk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -369,5 +370,32 @@ func TestAJobNamingTheTokenSecretIsRefused(t *testing.T) {
 	}
 	if len(rot.calls) != 0 || len(dlq.records) != 1 || dlq.records[0].Reason != deadletter.ReasonInvalidJob {
 		t.Errorf("calls %v records %+v", rot.calls, dlq.records)
+	}
+}
+
+func TestABatchWritesItsMetricsOnce(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{
+		"bad":  &rotation.Failure{Err: &apinizer.Error{StatusCode: 400, Class: apinizer.ClassRejected}},
+		"slow": transient()}}
+	var out bytes.Buffer
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}, Metrics: &out, FunctionName: "bulk-fn"}
+	_, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("a", job("good")), msg("b", job("bad")), msg("c", job("slow")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{`"RotationsSucceeded":1`, `"RotationsFailed":1`, `"JobsDeadLettered":1`,
+		`"Reason":"rejected"`, `"Function":"bulk-fn"`, `"_aws"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("metrics lack %s:\n%s", want, text)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Errorf("a metrics line is not JSON: %s", line)
+		}
 	}
 }

@@ -11,6 +11,7 @@ package rotation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/apinizer-rotation/rotator/pkg/apinizer"
+	"github.com/apinizer-rotation/rotator/pkg/metrics"
 	"github.com/apinizer-rotation/rotator/pkg/sensitive"
 )
 
@@ -188,6 +190,12 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, secretID, versionID
 	}
 	start := time.Now()
 	dep, err := e.Apinizer.ChangePassword(ctx, c.ProjectName, c.Username, c.Password)
+	rec := metrics.FromContext(ctx)
+	rec.Milliseconds(metrics.ApinizerLatency, time.Since(start))
+	var ae *apinizer.Error
+	if errors.As(err, &ae) && ae.Attempts > 1 {
+		rec.Count(metrics.Retries, ae.Attempts-1)
+	}
 	if err != nil {
 		log.Warn("apinizer did not take the password", "outcome", apinizer.ClassOf(err).String(),
 			"apinizerMs", time.Since(start).Milliseconds(), "error", err.Error())

@@ -411,3 +411,25 @@ func TestWithoutAGatewayTestSecretSaysWhatItCouldNotCheck(t *testing.T) {
 		t.Errorf("the log does not say what was not checked: %s", f.logs.String())
 	}
 }
+
+func TestTheRotationHandlerWritesMetrics(t *testing.T) {
+	f := newFixture(seed)
+	var out bytes.Buffer
+	h := &Handler{Engine: f.eng, DeadLetters: nopDeadLetters{}, Metrics: &out, FunctionName: "rotate-fn"}
+	f.sm.startRotation(token)
+	for _, s := range []string{StepCreate, StepSet, StepTest, StepFinish} {
+		if err := h.Handle(context.Background(), Event{Step: s, SecretID: "apinizer/orders",
+			ClientRequestToken: token}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{`"RotationsSucceeded":1`, `"ApinizerLatency"`, `"Function":"rotate-fn"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, out.String())
+		}
+	}
+}
+
+type nopDeadLetters struct{}
+
+func (nopDeadLetters) Send(context.Context, ...deadletter.Record) error { return nil }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/apinizer-rotation/rotator/pkg/deadletter"
+	"github.com/apinizer-rotation/rotator/pkg/metrics"
 )
 
 // DeadLetters receives failure records.
@@ -26,6 +28,11 @@ const deadlineReserve = 2 * time.Second
 type Handler struct {
 	Engine      *Engine
 	DeadLetters DeadLetters
+	// Metrics receives one embedded-metric-format line per invocation
+	// (os.Stdout in Lambda); nil records none.
+	Metrics io.Writer
+	// FunctionName is the metrics' Function dimension.
+	FunctionName string
 }
 
 // Handle is the Lambda entry point.
@@ -47,10 +54,25 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 		defer cancel()
 	}
 
+	var rec *metrics.Recorder
+	if h.Metrics != nil {
+		rec = metrics.New(h.Metrics, metrics.Namespace, map[string]string{metrics.DimensionFunction: h.FunctionName})
+		ctx = metrics.NewContext(ctx, rec)
+		defer func() {
+			if ferr := rec.Flush(); ferr != nil {
+				log.Warn("metrics not written", "error", ferr.Error())
+			}
+		}()
+	}
+
 	err = h.Engine.Run(ctx, ev)
 	if err == nil {
+		if ev.Step == StepFinish {
+			rec.Count(metrics.RotationsSucceeded, 1)
+		}
 		return nil
 	}
+	rec.Count(metrics.RotationsFailed, 1)
 	if errors.Is(err, ErrInvalidEvent) {
 		log.Error("invalid rotation event", "error", err.Error())
 		return err
@@ -68,7 +90,10 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 		return err
 	}
 
-	rec := deadletter.Record{
+	if d.Reason == deadletter.ReasonDeploymentFailed {
+		rec.Count(metrics.DeploymentsFailed, 1)
+	}
+	record := deadletter.Record{
 		Reason:       d.Reason,
 		Source:       deadletter.SourceRotation,
 		SecretID:     ev.SecretID,
@@ -78,13 +103,14 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 	}
 	var f *Failure
 	if errors.As(err, &f) {
-		rec.ProjectName, rec.Username = f.ProjectName, f.Username
+		record.ProjectName, record.Username = f.ProjectName, f.Username
 	}
 	log.Error("rotation step failed; recording it in the dead-letter queue",
-		"outcome", d.Reason, "project", rec.ProjectName, "username", rec.Username, "error", err.Error())
-	if sendErr := h.DeadLetters.Send(ctx, rec); sendErr != nil {
+		"outcome", d.Reason, "project", record.ProjectName, "username", record.Username, "error", err.Error())
+	if sendErr := h.DeadLetters.Send(ctx, record); sendErr != nil {
 		log.Error("dead-letter record not sent", "error", sendErr.Error())
 		return errors.Join(err, sendErr)
 	}
+	rec.With(metrics.DimensionReason, d.Reason).Count(metrics.JobsDeadLettered, 1)
 	return err
 }
