@@ -131,7 +131,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	wg.Wait()
 
 	// dead-letter records, ten per call; a record not sent is retried
-	h.sendDeadLetters(ctx, outcomes)
+	sctx, cancel := sendContext(ctx)
+	defer cancel()
+	h.sendDeadLetters(sctx, outcomes)
 
 	resp, err := h.response(ev.Records, outcomes)
 	counts := map[string]int{}
@@ -240,8 +242,20 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	return outcome{verdict: deadLetter, record: &r}
 }
 
+// sendContext bounds a dead-letter send so that the answer still goes out
+// before the deadline: a send that cannot finish leaves its messages
+// reported for a retry instead of the whole invocation timing out.
+func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, dl.Add(-responseReserve/2))
+	}
+	return context.WithCancel(ctx)
+}
+
 // sendNow sends one record at once (FIFO groups) and marks it sent.
 func (h *Handler) sendNow(ctx context.Context, o *outcome) {
+	ctx, cancel := sendContext(ctx)
+	defer cancel()
 	if err := h.DeadLetters.Send(ctx, *o.record); err != nil {
 		h.logger().Error("dead-letter record not sent; message will be retried",
 			"messageId", o.record.MessageID, "error", err.Error())
