@@ -82,7 +82,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		ctx = metrics.NewContext(ctx, rec)
 		defer func() {
 			if err := rec.Flush(); err != nil {
-				log.Warn("metrics not written", "error", err.Error())
+				log.WarnContext(ctx, "metrics not written", "error", err.Error())
 			}
 		}()
 	}
@@ -152,10 +152,10 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 	}
 	if isClosed(tokenFailed) {
-		log.Error("apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID; "+
+		log.ErrorContext(ctx, "apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID; "+
 			"messages will be retried", "outcome", "token_problem")
 	}
-	log.Info("batch done", "records", len(ev.Records), "done", counts["done"],
+	log.InfoContext(ctx, "batch done", "records", len(ev.Records), "done", counts["done"],
 		"retry", counts["retry"], "deadLettered", counts["deadLettered"],
 		"durationMs", h.clock().Sub(start).Milliseconds())
 	return resp, err
@@ -173,7 +173,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("job panicked", "outcome", deadletter.ReasonUnexpected, "panic", fmt.Sprint(p))
+			log.ErrorContext(ctx, "job panicked", "outcome", deadletter.ReasonUnexpected, "panic", fmt.Sprint(p))
 			r := base
 			r.Reason = deadletter.ReasonUnexpected
 			r.Error = fmt.Sprintf("internal error while handling the job (recovered panic): %v", p)
@@ -183,7 +183,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 
 	job, err := ParseJob(rec.Body)
 	if err != nil {
-		log.Warn("invalid job", "outcome", deadletter.ReasonInvalidJob, "error", err.Error())
+		log.WarnContext(ctx, "invalid job", "outcome", deadletter.ReasonInvalidJob, "error", err.Error())
 		r := base
 		r.Reason, r.Error = deadletter.ReasonInvalidJob, err.Error()
 		return outcome{verdict: deadLetter, record: &r}
@@ -191,7 +191,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	base.SecretID, base.JobID = job.SecretID, job.JobID
 	log = log.With("secretId", job.SecretID, "jobId", job.JobID)
 	if h.TokenSecretID != "" && sameSecret(job.SecretID, h.TokenSecretID) {
-		log.Warn("invalid job: it names the Apinizer token secret", "outcome", deadletter.ReasonInvalidJob)
+		log.WarnContext(ctx, "invalid job: it names the Apinizer token secret", "outcome", deadletter.ReasonInvalidJob)
 		r := base
 		r.Reason, r.Error = deadletter.ReasonInvalidJob,
 			"invalid bulk job: it names the secret that holds the Apinizer token, which is not a credential"
@@ -200,7 +200,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 
 	// start only with enough time left to finish
 	if dl, ok := ctx.Deadline(); ok && dl.Sub(h.clock()) < h.jobTimeLeft() {
-		log.Warn("job not started: too little time left", "outcome", "retry")
+		log.WarnContext(ctx, "job not started: too little time left", "outcome", "retry")
 		return outcome{verdict: retry, why: "not started: too little time left before the deadline"}
 	}
 	jctx := ctx
@@ -214,7 +214,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	res, err := h.Rotator.RotateNow(jctx, job.SecretID, token)
 	durationMs := h.clock().Sub(started).Milliseconds()
 	if err == nil {
-		log.Info("job done", "outcome", outcomeName(res), "versionId", res.VersionID,
+		log.InfoContext(ctx, "job done", "outcome", outcomeName(res), "versionId", res.VersionID,
 			"project", res.ProjectName, "username", res.Username, "durationMs", durationMs)
 		return outcome{verdict: done, rotated: !res.AlreadyDone}
 	}
@@ -225,7 +225,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 		onTokenProblem()
 		return outcome{verdict: retry, why: "apinizer token problem"}
 	case d.Reason == "":
-		log.Warn("job failed; it will be retried", "outcome", "retry", "error", err.Error(),
+		log.WarnContext(ctx, "job failed; it will be retried", "outcome", "retry", "error", err.Error(),
 			"durationMs", durationMs)
 		return outcome{verdict: retry, why: err.Error()}
 	}
@@ -236,7 +236,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	if errors.As(err, &f) {
 		r.VersionID, r.ProjectName, r.Username = f.VersionID, f.ProjectName, f.Username
 	}
-	log.Error("job cannot succeed; recording it in the dead-letter queue", "outcome", d.Reason,
+	log.ErrorContext(ctx, "job cannot succeed; recording it in the dead-letter queue", "outcome", d.Reason,
 		"versionId", r.VersionID, "project", r.ProjectName, "username", r.Username,
 		"error", err.Error(), "durationMs", durationMs)
 	return outcome{verdict: deadLetter, record: &r}
@@ -257,7 +257,7 @@ func (h *Handler) sendNow(ctx context.Context, o *outcome) {
 	ctx, cancel := sendContext(ctx)
 	defer cancel()
 	if err := h.DeadLetters.Send(ctx, *o.record); err != nil {
-		h.logger().Error("dead-letter record not sent; message will be retried",
+		h.logger().ErrorContext(ctx, "dead-letter record not sent; message will be retried",
 			"messageId", o.record.MessageID, "error", err.Error())
 		*o = outcome{verdict: retry, why: "dead-letter send failed"}
 		return
@@ -293,7 +293,7 @@ func (h *Handler) sendDeadLetters(ctx context.Context, outcomes []outcome) {
 		}
 	}
 	if err != nil {
-		h.logger().Error("dead-letter records not sent; their messages will be retried", "error", err.Error())
+		h.logger().ErrorContext(ctx, "dead-letter records not sent; their messages will be retried", "error", err.Error())
 	}
 }
 

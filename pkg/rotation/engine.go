@@ -101,7 +101,7 @@ func (e *Engine) Run(ctx context.Context, ev Event) error {
 		return fmt.Errorf("%s: secret %s has no version %s: no stage for rotation", ev.Step, ev.SecretID, token)
 	}
 	if vs.has(token, stageCurrent) {
-		log.Info("version is already AWSCURRENT; nothing to do", "outcome", "already_current")
+		log.InfoContext(ctx, "version is already AWSCURRENT; nothing to do", "outcome", "already_current")
 		return nil
 	}
 	if !vs.has(token, stagePending) {
@@ -121,7 +121,7 @@ func (e *Engine) Run(ctx context.Context, ev Event) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", ev.Step, err)
 	}
-	log.Info("step done", "outcome", "ok", "durationMs", time.Since(start).Milliseconds())
+	log.InfoContext(ctx, "step done", "outcome", "ok", "durationMs", time.Since(start).Milliseconds())
 	return nil
 }
 
@@ -144,7 +144,7 @@ func (e *Engine) create(ctx context.Context, log *slog.Logger, secretID, token, 
 		if err := sameCredential(pending, current, token); err != nil {
 			return err
 		}
-		log.Info("pending value already written; keeping it", "outcome", "kept")
+		log.InfoContext(ctx, "pending value already written; keeping it", "outcome", "kept")
 		return nil
 	}
 
@@ -156,7 +156,7 @@ func (e *Engine) create(ctx context.Context, log *slog.Logger, secretID, token, 
 	if err := e.putPending(ctx, secretID, token, rotationToken, current, password); err != nil {
 		return err
 	}
-	log.Info("pending value written", "outcome", "created")
+	log.InfoContext(ctx, "pending value written", "outcome", "created")
 	return nil
 }
 
@@ -197,13 +197,21 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, secretID, versionID
 		rec.Count(metrics.Retries, ae.Attempts-1)
 	}
 	if err != nil {
-		log.Warn("apinizer did not take the password", "outcome", apinizer.ClassOf(err).String(),
-			"apinizerMs", time.Since(start).Milliseconds(), "error", err.Error())
+		attrs := []any{"outcome", apinizer.ClassOf(err).String(),
+			"apinizerMs", time.Since(start).Milliseconds(), "error", err.Error()}
+		if ae != nil {
+			attrs = append(attrs, "apinizerStatus", ae.StatusCode, "attempts", max(ae.Attempts, 1))
+		}
+		var de *apinizer.DeploymentError
+		if errors.As(err, &de) {
+			attrs = append(attrs, "apinizerStatus", 200, "failedEnvironments", failedNames(de.Deployment))
+		}
+		log.WarnContext(ctx, "apinizer did not take the password", attrs...)
 		return &Failure{SecretID: secretID, VersionID: versionID,
 			ProjectName: c.ProjectName, Username: c.Username, Err: err}
 	}
-	log.Info("password deployed", "outcome", "deployed", "environments", len(dep.Environments),
-		"apinizerMs", time.Since(start).Milliseconds())
+	log.InfoContext(ctx, "password deployed", "outcome", "deployed", "environments", len(dep.Environments),
+		"apinizerStatus", 200, "apinizerMs", time.Since(start).Milliseconds())
 	return nil
 }
 
@@ -216,7 +224,7 @@ func (e *Engine) test(ctx context.Context, log *slog.Logger, secretID, token str
 		return err
 	}
 	if !found {
-		log.Warn("pending version has no value; nothing to test", "outcome", "nothing_to_test")
+		log.WarnContext(ctx, "pending version has no value; nothing to test", "outcome", "nothing_to_test")
 		return nil
 	}
 	current, err := e.current(ctx, secretID)
@@ -233,12 +241,12 @@ func (e *Engine) test(ctx context.Context, log *slog.Logger, secretID, token str
 	if pending.Password.Equal(current.Password) {
 		// rotation configured without rotating: nothing new to test, and
 		// nothing is sent anywhere
-		log.Info("pending value is a copy of the current one; nothing was rotated", "outcome", "checked",
+		log.InfoContext(ctx, "pending value is a copy of the current one; nothing was rotated", "outcome", "checked",
 			"checked", "value parses and names the current credential")
 		return nil
 	}
 	if e.Gateway == nil {
-		log.Info("pending value checked", "outcome", "checked",
+		log.InfoContext(ctx, "pending value checked", "outcome", "checked",
 			"checked", "value parses and names the current credential",
 			"notChecked", "that the gateway accepts the password (APINIZER_GATEWAY_URL is not set)")
 		return nil
@@ -251,11 +259,11 @@ func (e *Engine) test(ctx context.Context, log *slog.Logger, secretID, token str
 func (e *Engine) checkGateway(ctx context.Context, log *slog.Logger, c Credential) error {
 	start := time.Now()
 	if err := e.Gateway.Check(ctx, c.Username, c.Password); err != nil {
-		log.Warn("gateway does not accept the new password", "outcome", "gateway_refused",
+		log.WarnContext(ctx, "gateway does not accept the new password", "outcome", "gateway_refused",
 			"gateway", e.Gateway.Describe(), "durationMs", time.Since(start).Milliseconds(), "error", err.Error())
 		return fmt.Errorf("testing the new password of %s/%s: %w", c.ProjectName, c.Username, err)
 	}
-	log.Info("pending value checked", "outcome", "checked",
+	log.InfoContext(ctx, "pending value checked", "outcome", "checked",
 		"checked", e.Gateway.Describe(), "durationMs", time.Since(start).Milliseconds())
 	return nil
 }
@@ -264,13 +272,13 @@ func (e *Engine) checkGateway(ctx context.Context, log *slog.Logger, c Credentia
 // version, which Secrets Manager accepts and which costs no extra write.
 func (e *Engine) finish(ctx context.Context, log *slog.Logger, secretID, token, currentVersion string) error {
 	if currentVersion == token {
-		log.Info("version is already AWSCURRENT", "outcome", "already_current")
+		log.InfoContext(ctx, "version is already AWSCURRENT", "outcome", "already_current")
 		return nil
 	}
 	if err := e.promote(ctx, secretID, token, currentVersion); err != nil {
 		return err
 	}
-	log.Info("version promoted to AWSCURRENT", "outcome", "promoted", "previousVersionId", currentVersion)
+	log.InfoContext(ctx, "version promoted to AWSCURRENT", "outcome", "promoted", "previousVersionId", currentVersion)
 	return nil
 }
 
@@ -345,6 +353,19 @@ func (e *Engine) promote(ctx context.Context, secretID, versionID, currentVersio
 		return nil
 	}
 	return fmt.Errorf("moving AWSCURRENT of secret %s to version %s: %w", secretID, versionID, err)
+}
+
+// failedNames lists the environments (env/pod) whose deployment failed.
+func failedNames(d apinizer.Deployment) []string {
+	var names []string
+	for _, e := range d.Failed() {
+		n := e.Name
+		if e.Pod != "" {
+			n += "/" + e.Pod
+		}
+		names = append(names, n)
+	}
+	return names
 }
 
 // excludesAllPunctuation reports whether exclude leaves no punctuation, in

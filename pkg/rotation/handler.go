@@ -40,7 +40,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 	log := h.Engine.logger()
 	defer func() {
 		if p := recover(); p != nil {
-			log.Error("rotation step panicked", "secretId", ev.SecretID, "step", ev.Step,
+			log.ErrorContext(ctx, "rotation step panicked", "secretId", ev.SecretID, "step", ev.Step,
 				"panic", fmt.Sprint(p))
 			err = fmt.Errorf("%s: internal error in the rotation function (recovered panic)", ev.Step)
 		}
@@ -60,7 +60,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 		ctx = metrics.NewContext(ctx, rec)
 		defer func() {
 			if ferr := rec.Flush(); ferr != nil {
-				log.Warn("metrics not written", "error", ferr.Error())
+				log.WarnContext(ctx, "metrics not written", "error", ferr.Error())
 			}
 		}()
 	}
@@ -74,19 +74,19 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 	}
 	rec.Count(metrics.RotationsFailed, 1)
 	if errors.Is(err, ErrInvalidEvent) {
-		log.Error("invalid rotation event", "error", err.Error())
+		log.ErrorContext(ctx, "invalid rotation event", "error", err.Error())
 		return err
 	}
 
 	d := Classify(err)
 	log = log.With("secretId", ev.SecretID, "versionId", ev.ClientRequestToken, "step", ev.Step)
 	if d.TokenProblem {
-		log.Error("apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID",
+		log.ErrorContext(ctx, "apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID",
 			"outcome", "token_problem", "error", err.Error())
 		return err
 	}
 	if d.Reason == "" {
-		log.Error("rotation step failed; Secrets Manager will retry", "outcome", "failed", "error", err.Error())
+		log.ErrorContext(ctx, "rotation step failed; Secrets Manager will retry", "outcome", "failed", "error", err.Error())
 		return err
 	}
 
@@ -105,10 +105,10 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 	if errors.As(err, &f) {
 		record.ProjectName, record.Username = f.ProjectName, f.Username
 	}
-	log.Error("rotation step failed; recording it in the dead-letter queue",
+	log.ErrorContext(ctx, "rotation step failed; recording it in the dead-letter queue",
 		"outcome", d.Reason, "project", record.ProjectName, "username", record.Username, "error", err.Error())
 	if sendErr := h.DeadLetters.Send(ctx, record); sendErr != nil {
-		log.Error("dead-letter record not sent", "error", sendErr.Error())
+		log.ErrorContext(ctx, "dead-letter record not sent", "error", sendErr.Error())
 		return errors.Join(err, sendErr)
 	}
 	rec.With(metrics.DimensionReason, d.Reason).Count(metrics.JobsDeadLettered, 1)

@@ -49,7 +49,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 	if _, exists := vs[token]; exists && (vs.has(token, stageCurrent) || !vs.has(token, stagePending)) {
 		// AWSCURRENT, or AWSPREVIOUS after a later rotation: this job ran
 		res.VersionID, res.AlreadyDone = token, true
-		log.Info("job already done: its version exists", "versionId", token, "outcome", "already_done")
+		log.InfoContext(ctx, "job already done: its version exists", "versionId", token, "outcome", "already_done")
 		return res, nil
 	}
 	currentVersion := vs.holding(stageCurrent)
@@ -90,7 +90,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 				// its labels since: the job ran, and later rotations
 				// superseded it
 				res.VersionID, res.AlreadyDone = token, true
-				log.Info("job already done: its version was superseded", "versionId", token,
+				log.InfoContext(ctx, "job already done: its version was superseded", "versionId", token,
 					"outcome", "already_done")
 				return res, nil
 			}
@@ -116,7 +116,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 	if err := e.promote(ctx, secretID, res.VersionID, currentVersion); err != nil {
 		return res, err
 	}
-	log.Info("rotated", "outcome", "rotated", "resumed", res.Resumed,
+	log.InfoContext(ctx, "rotated", "outcome", "rotated", "resumed", res.Resumed,
 		"project", res.ProjectName, "username", res.Username,
 		"durationMs", time.Since(start).Milliseconds())
 	return res, nil
