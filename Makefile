@@ -27,7 +27,7 @@ if [[ -n $$unformatted ]]; then \
 fi
 endef
 
-.PHONY: build build-RotateFunction build-BulkFunction tools demo test test-faults lint clean
+.PHONY: build build-RotateFunction build-BulkFunction tools demo test test-faults fuzz vulncheck lint clean
 
 build-RotateFunction:
 	@[[ -n "$(ARTIFACTS_DIR)" ]] || { echo "ARTIFACTS_DIR is not set (sam build sets it)" >&2; exit 1; }
@@ -53,6 +53,7 @@ test: tools
 	go vet ./...
 	$(gofmt_check)
 	cfn-lint template.yaml
+	bash scripts/govulncheck.sh
 	go test -race -count=1 -timeout 20m ./...
 
 # The fault-injection matrix and the races between the two functions, with
@@ -60,6 +61,24 @@ test: tools
 # repeats each race fifty times.
 test-faults: tools
 	go test -count=1 -v -timeout 30m ./test/faults/ | grep -vE '^(=== (RUN|PAUSE|CONT)|\s+--- PASS)'
+
+FUZZ_TARGETS := pkg/bulk:FuzzParseJob pkg/bulk:FuzzRedactJobBody pkg/bulk:FuzzHandleNeverLosesAJob \
+	pkg/rotation:FuzzParseCredential pkg/rotation:FuzzValidateEvent \
+	pkg/apinizer:FuzzReadAnswer pkg/config:FuzzLoad
+FUZZTIME ?= 60s
+
+# Each fuzz target for FUZZTIME, one after another (go test -fuzz takes one
+# package and one target); make test runs their seeds and testdata/corpus.
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== $${t#*:} ($${t%%:*}, $(FUZZTIME))"; \
+		go test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) ./$${t%%:*}; \
+	done
+
+# Known vulnerabilities, offline once the database module is cached; fails
+# only for a vulnerable dependency the code calls (see docs/security.md).
+vulncheck:
+	bash scripts/govulncheck.sh
 
 lint: tools
 	$(gofmt_check)

@@ -336,7 +336,7 @@ func groups(records []events.SQSMessage) []group {
 		if fifo {
 			key = "fifo:" + r.Attributes["MessageGroupId"]
 		} else if job, err := ParseJob(r.Body); err == nil {
-			key = "secret:" + job.SecretID
+			key = "secret:" + secretName(job.SecretID)
 		}
 		g, ok := byKey[key]
 		if !ok {

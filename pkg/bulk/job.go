@@ -90,48 +90,49 @@ func Token(job Job, messageID string) string {
 }
 
 // redactJobBody is the copy of a message body kept in a dead-letter record.
-// A body that is a JSON object keeps secretId and jobId; the value of any
-// other key is replaced, since a sender may have put a password there.
-// Other bodies are kept as they are.
+// Of a JSON object it keeps secretId and jobId when they are strings and
+// replaces every other value, since a sender may have put a password there;
+// anything else is replaced whole, saying what it was.
 func redactJobBody(body string) string {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(body), &fields); err != nil || fields == nil {
-		return body
+		return fmt.Sprintf("[REDACTED: not a JSON object, %d bytes]", len(body))
 	}
-	redacted := false
-	for k := range fields {
-		if k != "secretId" && k != "jobId" {
-			fields[k] = json.RawMessage(`"[REDACTED]"`)
-			redacted = true
+	changed := false
+	for k, v := range fields {
+		var s string
+		if (k == "secretId" || k == "jobId") && json.Unmarshal(v, &s) == nil {
+			continue
 		}
+		fields[k] = json.RawMessage(`"[REDACTED]"`)
+		changed = true
 	}
-	if !redacted {
+	if !changed {
 		return body
 	}
 	out, err := json.Marshal(fields)
 	if err != nil {
-		return body
+		return "[REDACTED]"
 	}
 	return string(out)
 }
 
-// sameSecret reports whether two secret ids, names or ARNs, name the same
-// secret. An ARN's name ends in a dash and six characters Secrets Manager
-// adds; a name given without them matches.
-func sameSecret(a, b string) bool {
-	if a == b {
-		return true
-	}
-	name := func(id string) string {
-		const marker = ":secret:"
-		if i := strings.Index(id, marker); strings.HasPrefix(id, "arn:") && i >= 0 {
-			n := id[i+len(marker):]
-			if len(n) > 7 && n[len(n)-7] == '-' {
-				n = n[:len(n)-7]
-			}
-			return n
+// secretName is the name part of a secret id, name or ARN: an ARN's name
+// ends in a dash and six characters Secrets Manager adds.
+func secretName(id string) string {
+	const marker = ":secret:"
+	if i := strings.Index(id, marker); strings.HasPrefix(id, "arn:") && i >= 0 {
+		n := id[i+len(marker):]
+		if len(n) > 7 && n[len(n)-7] == '-' {
+			n = n[:len(n)-7]
 		}
-		return id
+		return n
 	}
-	return name(a) == name(b)
+	return id
+}
+
+// sameSecret reports whether two secret ids, names or ARNs, name the same
+// secret; a name given without the ARN's suffix matches.
+func sameSecret(a, b string) bool {
+	return a == b || secretName(a) == secretName(b)
 }

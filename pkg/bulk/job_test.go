@@ -66,7 +66,8 @@ func TestRedactJobBodyKeepsOnlyTheJobKeys(t *testing.T) {
 	cases := []struct{ body, want string }{
 		{`{"secretId":"s","password":"Leaky-Password-9"}`, `{"password":"[REDACTED]","secretId":"s"}`},
 		{`{"secretId":"s","jobId":"j"}`, `{"secretId":"s","jobId":"j"}`},
-		{`{bad`, `{bad`},
+		{`{bad`, `[REDACTED: not a JSON object, 4 bytes]`},
+		{`{"secretId":{"password":"P"}}`, `{"secretId":"[REDACTED]"}`},
 	}
 	for _, tc := range cases {
 		if got := redactJobBody(tc.body); got != tc.want {

@@ -4,8 +4,10 @@
 package deadletter
 
 import (
+	"bytes"
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/apinizer-rotation/rotator/pkg/apinizer"
 )
@@ -25,9 +27,15 @@ const (
 	SourceBulk     = "bulk"
 )
 
-// maxJobBody bounds the copy of a job body kept in a record, so that a
-// record stays far below the queue's 256 KiB message limit.
-const maxJobBody = 16 << 10
+// Bounds that keep a record far below the queue's 256 KiB message limit,
+// whatever Apinizer answered: at most 64 KiB even when every character
+// needs a six-byte JSON escape.
+const (
+	maxJobBody      = 4 << 10
+	maxError        = 2 << 10
+	maxEnvironments = 50
+	maxEnvMessage   = 200
+)
 
 // Record is one dead-letter message.
 type Record struct {
@@ -49,12 +57,56 @@ type Record struct {
 // MarshalJSON keeps environments a list (never null) and cuts an oversized
 // job body.
 func (r Record) MarshalJSON() ([]byte, error) {
-	type plain Record
-	if r.Environments == nil {
-		r.Environments = []apinizer.EnvironmentResult{}
+	type fields Record // without this method
+	type plain struct {
+		fields
+		// EnvironmentsOmitted counts the entries left out past the bound.
+		EnvironmentsOmitted int `json:"environmentsOmitted,omitempty"`
 	}
-	if len(r.JobBody) > maxJobBody {
-		r.JobBody = r.JobBody[:maxJobBody] + "...(truncated)"
+	out := plain{fields: fields(r)}
+	envs := r.Environments
+	if len(envs) > maxEnvironments {
+		// keep the failed ones first: they are what the record is about
+		sorted := make([]apinizer.EnvironmentResult, 0, len(envs))
+		for _, e := range envs {
+			if !e.Success {
+				sorted = append(sorted, e)
+			}
+		}
+		for _, e := range envs {
+			if e.Success {
+				sorted = append(sorted, e)
+			}
+		}
+		out.EnvironmentsOmitted = len(envs) - maxEnvironments
+		envs = sorted[:maxEnvironments]
 	}
-	return json.Marshal(plain(r))
+	out.Environments = make([]apinizer.EnvironmentResult, len(envs))
+	for i, e := range envs {
+		e.Name, e.Pod, e.Message = cut(e.Name, maxEnvMessage), cut(e.Pod, maxEnvMessage), cut(e.Message, maxEnvMessage)
+		out.Environments[i] = e
+	}
+	out.Error = cut(r.Error, maxError)
+	out.JobBody = cut(r.JobBody, maxJobBody)
+	out.SecretID = cut(r.SecretID, maxError)
+
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// cut shortens s to at most n bytes, on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "...(truncated)"
 }

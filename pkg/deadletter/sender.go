@@ -19,6 +19,10 @@ import (
 // maxBatch is the most entries SendMessageBatch takes.
 const maxBatch = 10
 
+// maxBatchBytes keeps one SendMessageBatch under the queue's 256 KiB
+// limit for the whole batch.
+const maxBatchBytes = 192 << 10
+
 // sendTimeout bounds one SendMessageBatch call, retries by the SDK included.
 const sendTimeout = 10 * time.Second
 
@@ -64,12 +68,12 @@ func (e *SendError) Error() string {
 func (s *Sender) Send(ctx context.Context, records ...Record) error {
 	failed := map[int]error{}
 	fifo := strings.HasSuffix(s.queueURL, ".fifo")
-	for start := 0; start < len(records); start += maxBatch {
-		end := min(start+maxBatch, len(records))
-
-		// build the entries; an entry's id is the record's index
+	for start := 0; start < len(records); {
+		// build the entries, at most ten and maxBatchBytes; an entry's id
+		// is the record's index
 		var entries []types.SendMessageBatchRequestEntry
-		for i := start; i < end; i++ {
+		size, i := 0, start
+		for ; i < len(records) && i-start < maxBatch; i++ {
 			if records[i].Timestamp.IsZero() {
 				records[i].Timestamp = s.now().UTC()
 			}
@@ -78,6 +82,10 @@ func (s *Sender) Send(ctx context.Context, records ...Record) error {
 				failed[i] = fmt.Errorf("encoding record: %w", err)
 				continue
 			}
+			if size > 0 && size+len(body) > maxBatchBytes {
+				break
+			}
+			size += len(body)
 			entry := types.SendMessageBatchRequestEntry{
 				Id:          aws.String(strconv.Itoa(i)),
 				MessageBody: aws.String(string(body)),
@@ -89,6 +97,7 @@ func (s *Sender) Send(ctx context.Context, records ...Record) error {
 			}
 			entries = append(entries, entry)
 		}
+		start = i
 		if len(entries) == 0 {
 			continue
 		}

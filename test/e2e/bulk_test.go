@@ -73,7 +73,7 @@ func TestABulkBatchRotatesAndDeadLettersWhatCannotSucceed(t *testing.T) {
 			}) {
 				t.Errorf("no failed production entry in %+v", d.Environments)
 			}
-			if byReason["invalid_job"].JobBody != `{not json` {
+			if !strings.Contains(byReason["invalid_job"].JobBody, "not a JSON object") {
 				t.Errorf("invalid job record %+v", byReason["invalid_job"])
 			}
 			if !strings.Contains(byReason["invalid_secret"].SecretID, "no-such-secret") {

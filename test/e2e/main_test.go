@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -42,7 +43,7 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "listing the secrets used:", err)
 			code = 1
-		} else if len(secrets) < 2 {
+		} else if len(secrets) < 2 && flag.Lookup("test.run").Value.String() == "" {
 			fmt.Fprintf(os.Stderr, "leak scan: only %d secrets found: the run did not do what it should\n", len(secrets))
 			code = 1
 		} else if leaks := findLeaks(secrets, map[string]string{
