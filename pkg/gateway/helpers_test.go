@@ -31,7 +31,7 @@ const (
 // fastOptions keep the waits short.
 func fastOptions() Options {
 	return Options{
-		AttemptTimeout: time.Second,
+		AttemptTimeout: 3 * time.Second, // roomy: a loaded CI machine is slow
 		InitialBackoff: 10 * time.Millisecond,
 		MaxBackoff:     40 * time.Millisecond,
 	}
