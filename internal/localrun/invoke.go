@@ -31,7 +31,26 @@ func (s *Stack) InvokeStep(ctx context.Context, step, secretID, token string) er
 		return err
 	}
 	_, err = s.Rotate.Invoke(ctx, ev)
+	s.noteError(err)
 	return err
+}
+
+// noteError keeps the text of a failed invocation, for tests that scan
+// everything the functions returned.
+func (s *Stack) noteError(err error) {
+	if err == nil {
+		return
+	}
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	s.invokeErrors = append(s.invokeErrors, err.Error())
+}
+
+// InvokeErrors returns the text of every failed invocation so far.
+func (s *Stack) InvokeErrors() []string {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return slices.Clone(s.invokeErrors)
 }
 
 // StepResult is the outcome of one step of a scheduled rotation.
@@ -143,6 +162,7 @@ func (s *Stack) DeliverBatchTo(ctx context.Context, fn *standin.Function) (Batch
 		return b, err
 	}
 	raw, err := fn.Invoke(ctx, payload)
+	s.noteError(err)
 	if err != nil {
 		// a failed invocation: the mapping retries the whole batch later
 		return b, fmt.Errorf("bulk function failed the whole batch: %w", err)

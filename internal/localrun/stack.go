@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -76,6 +77,9 @@ type Stack struct {
 	FunctionEnv []string
 
 	tmp string
+
+	errMu        sync.Mutex
+	invokeErrors []string
 }
 
 // Start builds both functions, starts every stand-in and the functions, and

@@ -48,12 +48,15 @@ func TestMain(m *testing.M) {
 			code = 1
 		} else if leaks := findLeaks(secrets, map[string]string{
 			"the logs": logs.String(), "the dead-letter records": deadLetterBodies.String(),
+			"the errors the functions returned": strings.Join(stack.InvokeErrors(), "\n"),
 		}); len(leaks) > 0 {
 			fmt.Fprintln(os.Stderr, "LEAK:", strings.Join(leaks, "; "))
 			code = 1
 		} else {
-			fmt.Printf("leak scan: %d passwords and the token, in %d forms each, found in none of %d bytes of logs and %d bytes of dead-letter records\n",
-				len(secrets), len(forms("x")), len(logs.String()), len(deadLetterBodies.String()))
+			fmt.Printf("leak scan: %d passwords and the token, in %d forms each, found in none of %d bytes of logs "+
+				"(metrics included), %d bytes of dead-letter records and %d returned errors\n",
+				len(secrets), len(forms("x")), len(logs.String()), len(deadLetterBodies.String()),
+				len(stack.InvokeErrors()))
 		}
 	}
 	stack.Close()
