@@ -158,16 +158,25 @@ func (e *DeploymentError) Error() string {
 		}
 		return msg
 	}
+	// a few failed entries say enough; the dead-letter record lists them
+	const shown, messageLen = 5, 120
+	failed := e.Deployment.Failed()
 	var names []string
-	for _, f := range e.Deployment.Failed() {
+	for _, f := range failed[:min(len(failed), shown)] {
 		n := f.Name
 		if f.Pod != "" {
 			n += "/" + f.Pod
 		}
-		if f.Message != "" {
-			n += " (" + f.Message + ")"
+		if m := f.Message; m != "" {
+			if len(m) > messageLen {
+				m = strings.ToValidUTF8(m[:messageLen], "") + "..."
+			}
+			n += " (" + m + ")"
 		}
 		names = append(names, n)
+	}
+	if len(failed) > shown {
+		names = append(names, fmt.Sprintf("and %d more", len(failed)-shown))
 	}
 	msg := "apinizer: " + e.Op + ": password saved but deployment failed"
 	if len(names) > 0 {

@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/apinizer-rotation/rotator/internal/corpus"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,10 +57,6 @@ func (s *sizedSQS) SendMessageBatch(_ context.Context, in *sqs.SendMessageBatchI
 	return out, nil
 }
 
-// corpusRepeatMark is the {{repeat N}}text{{/repeat}} of testdata/corpus,
-// innermost first.
-var corpusRepeatMark = regexp.MustCompile(`^\{\{repeat (\d+)\}\}((?s:.*?))\{\{/repeat\}\}`)
-
 // corpusAnswerBody reads the body of one corpus answer (after the first
 // blank line), expanded.
 func corpusAnswerBody(t *testing.T, name string) []byte {
@@ -72,22 +66,10 @@ func corpusAnswerBody(t *testing.T, name string) []byte {
 		t.Fatal(err)
 	}
 	_, body, _ := bytes.Cut(data, []byte("\n\n"))
-	for {
-		start := bytes.LastIndex(body, []byte("{{repeat "))
-		if start < 0 {
-			return body
-		}
-		m := corpusRepeatMark.FindSubmatchIndex(body[start:])
-		if m == nil {
-			t.Fatalf("%s: unclosed repeat", name)
-		}
-		n, _ := strconv.Atoi(string(body[start+m[2] : start+m[3]]))
-		text := body[start+m[4] : start+m[5]]
-		body = append(append(append([]byte{}, body[:start]...), bytes.Repeat(text, n)...), body[start+m[1]:]...)
-	}
+	return corpus.Expand(t, body)
 }
 
-// TestAFailedDeploymentRecordFitsInAQueueMessage shows F1 of the report:
+// TestAFailedDeploymentRecordFitsInAQueueMessage was F1 (now closed):
 // an answer Apinizer's client reads in full (under its 1 MiB cap) can list
 // enough failed environments to make a dead-letter record that SQS refuses.
 // The bulk function then retries the message instead of recording it (and
@@ -144,11 +126,7 @@ func TestInvalidJobRecordsOfOneBatchFitInOneSendMessageBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := string(data) // expanded below
-	if m := corpusRepeatMark.FindStringSubmatch(body); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		body = strings.Repeat(m[2], n)
-	}
+	body := string(corpus.Expand(t, data))
 	recs := make([]Record, 10)
 	for i := range recs {
 		recs[i] = Record{Reason: ReasonInvalidJob, Source: SourceBulk, MessageID: fmt.Sprintf("m%d", i),
