@@ -27,7 +27,7 @@ if [[ -n $$unformatted ]]; then \
 fi
 endef
 
-.PHONY: build build-RotateFunction build-BulkFunction tools demo test test-faults fuzz vulncheck lint clean
+.PHONY: build build-RotateFunction build-BulkFunction tools demo test test-faults bench fuzz vulncheck lint clean
 
 build-RotateFunction:
 	@[[ -n "$(ARTIFACTS_DIR)" ]] || { echo "ARTIFACTS_DIR is not set (sam build sets it)" >&2; exit 1; }
@@ -61,6 +61,11 @@ test: tools
 # repeats each race fifty times.
 test-faults: tools
 	go test -count=1 -v -timeout 30m ./test/faults/ | grep -vE '^(=== (RUN|PAUSE|CONT)|\s+--- PASS)'
+
+# Bulk batches at concurrency 1 (the baseline) and the default, and Secrets
+# Manager calls per job and per rotation, in one run (BENCH_FLAGS="-n 10,100,1000").
+bench: tools
+	go run ./cmd/bench $(BENCH_FLAGS)
 
 FUZZ_TARGETS := pkg/bulk:FuzzParseJob pkg/bulk:FuzzRedactJobBody pkg/bulk:FuzzHandleNeverLosesAJob \
 	pkg/rotation:FuzzParseCredential pkg/rotation:FuzzValidateEvent \
