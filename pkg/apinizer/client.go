@@ -107,7 +107,7 @@ func New(baseURL string, tokens TokenSource, opts Options) (*Client, error) {
 		origin:         origin,
 		prefix:         prefix,
 		tokens:         tokens,
-		httpClient:     withoutRedirects(opts.HTTPClient),
+		httpClient:     NoRedirectClient(opts.HTTPClient, true),
 		maxAttempts:    orDefault(opts.MaxAttempts, DefaultMaxAttempts),
 		attemptTimeout: orDefault(opts.AttemptTimeout, DefaultAttemptTimeout),
 		initialBackoff: orDefault(opts.InitialBackoff, DefaultInitialBackoff),
@@ -211,9 +211,12 @@ func (c *Client) Format(f fmt.State, _ rune) {
 	_, _ = fmt.Fprintf(f, "apinizer.Client(%s%s)", c.origin, c.prefix)
 }
 
-// withoutRedirects returns a copy of hc (or of a default client) that
-// returns a redirect as the answer instead of following it.
-func withoutRedirects(hc *http.Client) *http.Client {
+// NoRedirectClient returns a copy of hc, or of a default client with
+// dial, TLS and idle timeouts, that returns a redirect as the answer instead
+// of following it: a redirect could carry a token or a password to another
+// host. hc itself is not changed. With reuseConnections false the default
+// client opens a new connection for every request.
+func NoRedirectClient(hc *http.Client, reuseConnections bool) *http.Client {
 	var out http.Client
 	if hc != nil {
 		out = *hc
@@ -227,6 +230,7 @@ func withoutRedirects(hc *http.Client) *http.Client {
 			ExpectContinueTimeout: time.Second,
 			IdleConnTimeout:       90 * time.Second,
 			MaxIdleConnsPerHost:   16, // a bulk batch runs up to ten calls at once
+			DisableKeepAlives:     !reuseConnections,
 			ForceAttemptHTTP2:     true,
 		}
 	}

@@ -2,11 +2,9 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -122,10 +120,12 @@ func New(opts Options) (*Checker, error) {
 	u.RawQuery, u.ForceQuery = "", false
 
 	c := &Checker{
-		target:         target,
-		shown:          u.String(),
-		probe:          opts.ProbePath != "",
-		httpClient:     withoutRedirects(opts.HTTPClient),
+		target: target,
+		shown:  u.String(),
+		probe:  opts.ProbePath != "",
+		// a new connection per attempt, which a load balancer may send
+		// to another pod
+		httpClient:     apinizer.NoRedirectClient(opts.HTTPClient, false),
 		attemptTimeout: orDefault(opts.AttemptTimeout, DefaultAttemptTimeout),
 		initialBackoff: orDefault(opts.InitialBackoff, DefaultInitialBackoff),
 		maxBackoff:     orDefault(opts.MaxBackoff, DefaultMaxBackoff),
@@ -307,30 +307,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// withoutRedirects returns a copy of hc (or of a default client) that
-// returns a redirect as the answer instead of following it.
-func withoutRedirects(hc *http.Client) *http.Client {
-	var out http.Client
-	if hc != nil {
-		out = *hc
-	} else {
-		dialer := &net.Dialer{Timeout: 5 * time.Second}
-		out.Transport = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-			TLSHandshakeTimeout:   5 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			// a new connection per attempt, which a load balancer may send
-			// to another pod
-			DisableKeepAlives: true,
-			ForceAttemptHTTP2: true,
-		}
-	}
-	out.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &out
 }
 
 func orDefault[T comparable](v, def T) T {
