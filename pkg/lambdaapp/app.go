@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +22,13 @@ import (
 	"github.com/apinizer-rotation/rotator/pkg/deadletter"
 	"github.com/apinizer-rotation/rotator/pkg/gateway"
 	"github.com/apinizer-rotation/rotator/pkg/rotation"
+)
+
+// The version cache spares a warm rotation function the reads of values it
+// read or wrote in the previous step; see rotation.VersionCache.
+const (
+	versionCacheSize = 64
+	versionCacheTTL  = 5 * time.Minute
 )
 
 // App holds what a function needs for every invocation, built once per
@@ -64,6 +72,9 @@ func New(ctx context.Context) (*App, error) {
 		Apinizer: client,
 		Policy:   rotation.PasswordPolicy{Length: cfg.PasswordLength, ExcludeCharacters: cfg.ExcludeCharacters},
 		Logger:   logger,
+		// the four steps of a rotation reach a warm function within
+		// seconds; the values need not outlive that
+		Cache: rotation.NewVersionCache(versionCacheSize, versionCacheTTL),
 	}
 	if cfg.GatewayURL != "" {
 		checker, err := gateway.New(gateway.Options{BaseURL: cfg.GatewayURL, ProbePath: cfg.GatewayProbePath,

@@ -48,7 +48,8 @@ type PasswordPolicy struct {
 }
 
 // Engine runs rotations. Its fields are set once; it keeps no state between
-// calls and is safe for concurrent use.
+// calls other than the optional Cache of immutable version values, which
+// no result depends on, and is safe for concurrent use.
 type Engine struct {
 	Secrets  SecretsAPI
 	Apinizer PasswordChanger
@@ -57,6 +58,9 @@ type Engine struct {
 	// promotion) that the gateway accepts the new password.
 	Gateway GatewayChecker
 	Logger  *slog.Logger
+	// Cache, when set, keeps values read or written in one step for the
+	// next steps of the same rotation; see VersionCache.
+	Cache *VersionCache
 	// CallTimeout bounds each Secrets Manager call; 10 s when zero.
 	CallTimeout time.Duration
 }
@@ -108,15 +112,16 @@ func (e *Engine) Run(ctx context.Context, ev Event) error {
 		return fmt.Errorf("%s: version %s of secret %s is not AWSPENDING", ev.Step, token, ev.SecretID)
 	}
 
+	s := secret{id: ev.SecretID, arn: aws.ToString(desc.ARN), current: vs.holding(stageCurrent)}
 	switch ev.Step {
 	case StepCreate:
-		err = e.create(ctx, log, ev.SecretID, token, ev.RotationToken)
+		err = e.create(ctx, log, s, token, ev.RotationToken)
 	case StepSet:
-		err = e.set(ctx, log, ev.SecretID, token)
+		err = e.set(ctx, log, s, token)
 	case StepTest:
-		err = e.test(ctx, log, ev.SecretID, token)
+		err = e.test(ctx, log, s, token)
 	case StepFinish:
-		err = e.finish(ctx, log, ev.SecretID, token, vs.holding(stageCurrent))
+		err = e.finish(ctx, log, ev.SecretID, token, s.current)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", ev.Step, err)
@@ -128,15 +133,15 @@ func (e *Engine) Run(ctx context.Context, ev Event) error {
 // create writes the new value under the token as AWSPENDING, unless a
 // value is already there: then it is kept, so that a retried rotation sends
 // the password it stored first.
-func (e *Engine) create(ctx context.Context, log *slog.Logger, secretID, token, rotationToken string) error {
-	current, err := e.current(ctx, secretID)
+func (e *Engine) create(ctx context.Context, log *slog.Logger, s secret, token, rotationToken string) error {
+	current, err := e.current(ctx, s)
 	if err != nil {
 		return err
 	}
 	log = log.With("project", current.ProjectName, "username", current.Username)
 
 	// a pending value for this token is the write-ahead log: keep it
-	pending, found, err := e.pending(ctx, secretID, token)
+	pending, found, err := e.pending(ctx, s, token)
 	if err != nil {
 		return err
 	}
@@ -149,11 +154,11 @@ func (e *Engine) create(ctx context.Context, log *slog.Logger, secretID, token, 
 	}
 
 	// generate, then store before anything is sent
-	password, err := e.generate(ctx, secretID)
+	password, err := e.generate(ctx, s.id)
 	if err != nil {
 		return err
 	}
-	if err := e.putPending(ctx, secretID, token, rotationToken, current, password); err != nil {
+	if err := e.putPending(ctx, s, token, rotationToken, current, password); err != nil {
 		return err
 	}
 	log.InfoContext(ctx, "pending value written", "outcome", "created")
@@ -162,23 +167,23 @@ func (e *Engine) create(ctx context.Context, log *slog.Logger, secretID, token, 
 
 // set sends the pending password to Apinizer. Sending it again is harmless:
 // it is the same value.
-func (e *Engine) set(ctx context.Context, log *slog.Logger, secretID, token string) error {
-	pending, found, err := e.pending(ctx, secretID, token)
+func (e *Engine) set(ctx context.Context, log *slog.Logger, s secret, token string) error {
+	pending, found, err := e.pending(ctx, s, token)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return fmt.Errorf("version %s of secret %s has no pending value: createSecret has not run",
-			token, secretID)
+			token, s.id)
 	}
-	current, err := e.current(ctx, secretID)
+	current, err := e.current(ctx, s)
 	if err != nil {
 		return err
 	}
 	if err := sameCredential(pending, current, token); err != nil {
 		return err
 	}
-	return e.send(ctx, log, secretID, token, pending)
+	return e.send(ctx, log, s.id, token, pending)
 }
 
 // send changes the password in Apinizer and turns any failure into a
@@ -218,8 +223,8 @@ func (e *Engine) send(ctx context.Context, log *slog.Logger, secretID, versionID
 // test checks the pending value without side effects. It may run alone
 // (rotation configured without an immediate rotation), so it assumes
 // nothing about the other steps and sends nothing anywhere.
-func (e *Engine) test(ctx context.Context, log *slog.Logger, secretID, token string) error {
-	pending, found, err := e.pending(ctx, secretID, token)
+func (e *Engine) test(ctx context.Context, log *slog.Logger, s secret, token string) error {
+	pending, found, err := e.pending(ctx, s, token)
 	if err != nil {
 		return err
 	}
@@ -227,7 +232,7 @@ func (e *Engine) test(ctx context.Context, log *slog.Logger, secretID, token str
 		log.WarnContext(ctx, "pending version has no value; nothing to test", "outcome", "nothing_to_test")
 		return nil
 	}
-	current, err := e.current(ctx, secretID)
+	current, err := e.current(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -305,14 +310,14 @@ func (e *Engine) generate(ctx context.Context, secretID string) (sensitive.Strin
 // putPending writes the current value with the new password as version
 // token, labelled AWSPENDING. Naming the token keeps the version the one
 // Secrets Manager is rotating.
-func (e *Engine) putPending(ctx context.Context, secretID, token, rotationToken string,
+func (e *Engine) putPending(ctx context.Context, s secret, token, rotationToken string,
 	current Credential, password sensitive.String) error {
 	value, err := current.WithPassword(password)
 	if err != nil {
 		return err
 	}
 	in := &secretsmanager.PutSecretValueInput{
-		SecretId:           aws.String(secretID),
+		SecretId:           aws.String(s.id),
 		ClientRequestToken: aws.String(token),
 		SecretString:       aws.String(value),
 		VersionStages:      []string{stagePending},
@@ -323,7 +328,10 @@ func (e *Engine) putPending(ctx context.Context, secretID, token, rotationToken 
 	cctx, cancel := e.call(ctx)
 	defer cancel()
 	if _, err := e.Secrets.PutSecretValue(cctx, in); err != nil {
-		return fmt.Errorf("writing pending version %s of secret %s: %w", token, secretID, err)
+		return fmt.Errorf("writing pending version %s of secret %s: %w", token, s.id, err)
+	}
+	if written, err := ParseCredential(value); err == nil {
+		e.Cache.put(s.arn, token, written)
 	}
 	return nil
 }

@@ -81,6 +81,7 @@ func (f *fakeSM) DescribeSecret(_ context.Context, in *secretsmanager.DescribeSe
 		return nil, err
 	}
 	out := &secretsmanager.DescribeSecretOutput{Name: in.SecretId, VersionIdsToStages: map[string][]string{},
+		ARN:             aws.String("arn:aws:secretsmanager:us-east-1:123456789012:secret:" + aws.ToString(in.SecretId)),
 		RotationEnabled: aws.Bool(f.enabled)}
 	for id, ls := range f.stages {
 		if len(ls) > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 )
 
@@ -56,7 +57,8 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 	if currentVersion == "" {
 		return res, fmt.Errorf("%w: secret %s has no current value: seed it first", ErrInvalidSecret, secretID)
 	}
-	current, err := e.current(ctx, secretID)
+	s := secret{id: secretID, arn: aws.ToString(desc.ARN), current: currentVersion}
+	current, err := e.current(ctx, s)
 	if err != nil {
 		return res, err
 	}
@@ -67,7 +69,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 	pendingVersion := vs.holding(stagePending)
 	if pendingVersion != "" && pendingVersion != currentVersion {
 		var found bool
-		pending, found, err = e.pending(ctx, secretID, pendingVersion)
+		pending, found, err = e.pending(ctx, s, pendingVersion)
 		if err != nil {
 			return res, err
 		}
@@ -83,7 +85,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 		if err != nil {
 			return res, err
 		}
-		if err := e.putPending(ctx, secretID, token, "", current, password); err != nil {
+		if err := e.putPending(ctx, s, token, "", current, password); err != nil {
 			var exists *types.ResourceExistsException
 			if errors.As(err, &exists) {
 				// the version was written by this job before and has lost

@@ -88,9 +88,17 @@ func (e *Engine) describe(ctx context.Context, secretID string) (*secretsmanager
 	return out, nil
 }
 
+// secret names the secret a step works on: as the event or job gave it,
+// its ARN (the cache key) and the version DescribeSecret showed holding
+// AWSCURRENT.
+type secret struct {
+	id, arn, current string
+}
+
 // value reads one version of the secret by id and stage; either may be
-// empty but not both. found is false when that version holds no value.
-func (e *Engine) value(ctx context.Context, secretID, versionID, stage string) (string, bool, error) {
+// empty but not both. found is false when that version holds no value;
+// versionID is the version read.
+func (e *Engine) value(ctx context.Context, secretID, versionID, stage string) (v, readID string, found bool, err error) {
 	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)}
 	if versionID != "" {
 		in.VersionId = aws.String(versionID)
@@ -103,44 +111,55 @@ func (e *Engine) value(ctx context.Context, secretID, versionID, stage string) (
 	out, err := e.Secrets.GetSecretValue(cctx, in)
 	if err != nil {
 		if isNotFound(err) {
-			return "", false, nil
+			return "", "", false, nil
 		}
-		return "", false, fmt.Errorf("reading %s of secret %s: %w", describeVersion(versionID, stage), secretID, err)
+		return "", "", false, fmt.Errorf("reading %s of secret %s: %w",
+			describeVersion(versionID, stage), secretID, err)
 	}
 	if out.SecretString == nil {
-		return "", false, nil
+		return "", "", false, nil
 	}
-	return aws.ToString(out.SecretString), true, nil
+	return aws.ToString(out.SecretString), aws.ToString(out.VersionId), true, nil
 }
 
-// current reads and parses AWSCURRENT.
-func (e *Engine) current(ctx context.Context, secretID string) (Credential, error) {
-	v, found, err := e.value(ctx, secretID, "", stageCurrent)
+// current returns the parsed value of AWSCURRENT: from the cache when it
+// holds the version DescribeSecret showed current, else read by stage.
+func (e *Engine) current(ctx context.Context, s secret) (Credential, error) {
+	if c, ok := e.Cache.get(s.arn, s.current); ok {
+		return c, nil
+	}
+	v, readID, found, err := e.value(ctx, s.id, "", stageCurrent)
 	if err != nil {
 		return Credential{}, err
 	}
 	if !found {
 		return Credential{}, fmt.Errorf("%w: secret %s has no current value: seed it first with "+
-			`{"projectName": ..., "username": ..., "password": ...}`, ErrInvalidSecret, secretID)
+			`{"projectName": ..., "username": ..., "password": ...}`, ErrInvalidSecret, s.id)
 	}
 	c, err := ParseCredential(v)
 	if err != nil {
-		return Credential{}, fmt.Errorf("current value of secret %s: %w", secretID, err)
+		return Credential{}, fmt.Errorf("current value of secret %s: %w", s.id, err)
 	}
+	e.Cache.put(s.arn, readID, c)
 	return c, nil
 }
 
-// pending reads and parses the value of version id labelled AWSPENDING.
-// Both are named, so a version staged by someone else is never read.
-func (e *Engine) pending(ctx context.Context, secretID, versionID string) (Credential, bool, error) {
-	v, found, err := e.value(ctx, secretID, versionID, stagePending)
+// pending returns the parsed value of version id, which DescribeSecret
+// showed labelled AWSPENDING. A read names both the id and the stage, so a
+// version staged by someone else is never read.
+func (e *Engine) pending(ctx context.Context, s secret, versionID string) (Credential, bool, error) {
+	if c, ok := e.Cache.get(s.arn, versionID); ok {
+		return c, true, nil
+	}
+	v, _, found, err := e.value(ctx, s.id, versionID, stagePending)
 	if err != nil || !found {
 		return Credential{}, false, err
 	}
 	c, err := ParseCredential(v)
 	if err != nil {
-		return Credential{}, false, fmt.Errorf("pending value %s of secret %s: %w", versionID, secretID, err)
+		return Credential{}, false, fmt.Errorf("pending value %s of secret %s: %w", versionID, s.id, err)
 	}
+	e.Cache.put(s.arn, versionID, c)
 	return c, true, nil
 }
 
