@@ -1,13 +1,18 @@
 // Command bench measures the bulk function against the same simulator and
 // moto in one process, and prints each figure beside its baseline measured
-// in the same run: a batch of N jobs through the built bulk function at
-// concurrency 1 (the sequential loop) and at the default concurrency, with
-// the simulator's latency set to L; and the Secrets Manager calls per bulk
-// job and per scheduled rotation, counted at the fault proxy, beside the
-// reference Python rotation template's count.
+// in the same run:
 //
-// TODO: cold start against `python3 -c 'import boto3'`, arm64 binary sizes
-// and peak memory (issue 4, part 3 and 4) are not measured yet.
+//  1. a batch of N jobs, delivered as one SQS event, through the built bulk
+//     function at concurrency 1 (the sequential loop) and at the default
+//     concurrency C, with the simulator's latency L; the same batch with
+//     L = 0 shows what the emulator itself costs; then the largest batch
+//     again with throttled Secrets Manager writes;
+//  2. the Secrets Manager calls per bulk job and per scheduled rotation,
+//     counted at the fault proxy, beside the reference Python rotation
+//     template's count;
+//  3. the cold start of both functions beside `python3 -c 'import boto3'`,
+//     and the arm64 binary sizes;
+//  4. the peak memory of the bulk function for each batch.
 package main
 
 import (
@@ -15,9 +20,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/apinizer-rotation/rotator/internal/localrun"
@@ -25,141 +30,232 @@ import (
 	"github.com/apinizer-rotation/rotator/internal/standin"
 )
 
+// settings are the command's flags.
+type settings struct {
+	latency, jitter time.Duration
+	sizes           []int
+	concurrency     int
+	throttled       int // Secrets Manager writes answered ThrottlingException
+	coldRuns        int
+}
+
 func main() {
-	latency := flag.Duration("latency", 200*time.Millisecond, "the simulator's latency per password change")
-	jitter := flag.Duration("jitter", 20*time.Millisecond, "random extra latency, up to this")
-	sizes := flag.String("n", "10,100", "batch sizes N, comma-separated (1000 takes minutes at concurrency 1)")
-	concurrency := flag.Int("c", 10, "the default concurrency C (BULK_MAX_CONCURRENCY)")
+	var s settings
+	var sizes string
+	flag.DurationVar(&s.latency, "latency", 200*time.Millisecond, "the simulator's mean latency L per password change")
+	flag.DurationVar(&s.jitter, "jitter", 20*time.Millisecond, "latency varies uniformly within L ± jitter")
+	flag.StringVar(&sizes, "n", "10,100,1000", "batch sizes N, comma-separated")
+	flag.IntVar(&s.concurrency, "c", 10, "the default concurrency C (BULK_MAX_CONCURRENCY)")
+	flag.IntVar(&s.throttled, "throttle", 50, "writes answered ThrottlingException in the throttled run")
+	flag.IntVar(&s.coldRuns, "cold-runs", 20, "cold starts measured per function")
 	flag.Parse()
 
+	var err error
+	if s.sizes, err = parseSizes(sizes); err == nil && (s.jitter > s.latency || s.concurrency < 1) {
+		err = fmt.Errorf("need jitter <= latency and c >= 1")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout, *latency, *jitter, *sizes, *concurrency); err != nil {
+	if err := run(ctx, os.Stdout, s); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, out io.Writer, latency, jitter time.Duration, sizes string, c int) error {
-	stack, err := localrun.Start(ctx, localrun.Options{FaultProxy: true, FunctionTimeout: 120 * time.Second,
-		Env: []string{fmt.Sprintf("BULK_MAX_CONCURRENCY=%d", c)}})
+func parseSizes(list string) ([]int, error) {
+	var sizes []int
+	for _, field := range strings.Split(list, ",") {
+		var n int
+		if _, err := fmt.Sscan(field, &n); err != nil || n <= 0 {
+			return nil, fmt.Errorf("bad N %q", field)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}
+
+// functionTimeout is Lambda's largest: the sequential baseline at N = 1000
+// takes minutes.
+const functionTimeout = 900 * time.Second
+
+func run(ctx context.Context, out io.Writer, s settings) error {
+	stack, err := localrun.Start(ctx, localrun.Options{FaultProxy: true, FunctionTimeout: functionTimeout,
+		Env: []string{fmt.Sprintf("BULK_MAX_CONCURRENCY=%d", s.concurrency)}})
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
 	sequential, err := standin.StartFunction(ctx, stack.RIE, standin.FunctionOptions{
-		Name: "apinizer-bulk-sequential", Bootstrap: stack.BulkBootstrap, Timeout: 120 * time.Second,
+		Name: "apinizer-bulk-sequential", Bootstrap: stack.BulkBootstrap, Timeout: functionTimeout,
 		Env: append(append([]string{}, stack.FunctionEnv...), "BULK_MAX_CONCURRENCY=1"),
 	})
 	if err != nil {
 		return err
 	}
 	defer sequential.Stop()
-	stack.Sim.SetConfig(simulator.Config{Tokens: []string{stack.Token},
-		LatencyMS: int(latency / time.Millisecond), JitterMS: int(jitter / time.Millisecond)})
+	b := &bench{stack: stack, sequential: sequential, s: s}
 
-	fmt.Fprintf(out, "Bulk batches: latency L = %v (+ up to %v jitter), default concurrency C = %d\n", latency, jitter, c)
-	fmt.Fprintf(out, "%6s  %-14s %10s %10s %16s\n", "N", "concurrency", "wall", "jobs/s", "ratio to ideal")
-	var n int
-	for _, field := range strings.Split(sizes, ",") {
-		if _, err := fmt.Sscan(field, &n); err != nil || n <= 0 {
-			return fmt.Errorf("bad N %q", field)
-		}
-		var walls [2]time.Duration
-		for i, fn := range []*standin.Function{sequential, stack.Bulk} {
-			conc := []int{1, c}[i]
-			wall, err := batch(ctx, stack, fn, n, fmt.Sprintf("n%d-c%d", n, conc))
-			if err != nil {
-				return err
-			}
-			walls[i] = wall
-			ideal := time.Duration(math.Ceil(float64(n)/float64(conc))) * latency
-			fmt.Fprintf(out, "%6d  %-14s %10s %10.1f %16.2f\n", n, fmt.Sprint(conc, map[int]string{0: " (baseline)", 1: ""}[i]),
-				wall.Round(time.Millisecond), float64(n)/wall.Seconds(), wall.Seconds()/ideal.Seconds())
-		}
-		fmt.Fprintf(out, "%6s  speed-up at C = %d: %.1f x\n", "", c, walls[0].Seconds()/walls[1].Seconds())
-	}
-
-	// Secrets Manager calls, counted at the proxy
-	stack.Sim.SetConfig(simulator.Config{Tokens: []string{stack.Token}})
-	job, rotation, err := calls(ctx, stack)
-	if err != nil {
+	fmt.Fprintf(out, "Machine: %s\n\n", machine())
+	if err := b.batches(ctx, out); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nSecrets Manager calls (writes = PutSecretValue + UpdateSecretVersionStage)")
-	fmt.Fprintf(out, "  %-34s %5s %7s\n", "", "calls", "writes")
-	fmt.Fprintf(out, "  %-34s %5d %7d\n", "bulk job", job[0], job[1])
-	fmt.Fprintf(out, "  %-34s %5d %7d\n", "scheduled rotation (four steps)", rotation[0], rotation[1])
-	fmt.Fprintf(out, "  %-34s %5d %7d\n", "Python rotation template (baseline)", 14, 2)
+	if err := b.calls(ctx, out); err != nil {
+		return err
+	}
+	if err := b.coldStarts(ctx, out); err != nil {
+		return err
+	}
+	b.memory(out)
 	return nil
 }
 
-// batch enqueues n jobs for n new secrets and delivers them to fn in
-// batches of ten, one batch at a time, until the queue is empty.
-func batch(ctx context.Context, stack *localrun.Stack, fn *standin.Function, n int, tag string) (time.Duration, error) {
-	var bodies []string
-	for i := range n {
-		name := fmt.Sprintf("apinizer/bench/%s-%d", tag, i)
-		arn, err := stack.SeedCredential(ctx, name, "Bench", fmt.Sprintf("%s-%d", tag, i), "Seed-Bench-1")
-		if err != nil {
-			return 0, err
-		}
-		bodies = append(bodies, fmt.Sprintf(`{"secretId":%q}`, arn))
-	}
-	if err := stack.Enqueue(ctx, bodies...); err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	for done := 0; done < n; {
-		b, err := stack.DeliverBatchTo(ctx, fn)
-		if err != nil {
-			return 0, err
-		}
-		if len(b.Event.Records) == 0 {
-			return 0, fmt.Errorf("%s: the queue ran dry after %d of %d jobs", tag, done, n)
-		}
-		if len(b.Response.BatchItemFailures) > 0 {
-			return 0, fmt.Errorf("%s: %d jobs failed", tag, len(b.Response.BatchItemFailures))
-		}
-		done += len(b.Deleted)
-	}
-	return time.Since(start), nil
+type bench struct {
+	stack      *localrun.Stack
+	sequential *standin.Function
+	s          settings
+	seq        int // names the secrets of each batch apart
+
+	peaks []peak // the concurrent function's peak memory per batch
 }
 
-// calls counts the Secrets Manager calls of one bulk job and of one
-// scheduled rotation on warm functions.
-func calls(ctx context.Context, stack *localrun.Stack) (job, rotation [2]int, err error) {
-	count := func() [2]int {
-		writes := stack.Proxy.Count("secretsmanager", "PutSecretValue") +
-			stack.Proxy.Count("secretsmanager", "UpdateSecretVersionStage")
-		return [2]int{stack.Proxy.Count("secretsmanager", ""), writes}
-	}
-	arn, err := stack.SeedCredential(ctx, "apinizer/bench/calls", "Bench", "calls", "Seed-Bench-1")
-	if err != nil {
-		return job, rotation, err
-	}
-	stack.Proxy.ResetCalls()
-	if err := stack.Enqueue(ctx, fmt.Sprintf(`{"secretId":%q}`, arn)); err != nil {
-		return job, rotation, err
-	}
-	if _, err := stack.DeliverBatch(ctx); err != nil {
-		return job, rotation, err
-	}
-	job = count()
+type peak struct {
+	n     int
+	bytes int64
+}
 
-	token, err := stack.BeginRotation(ctx, arn)
-	if err != nil {
-		return job, rotation, err
+// setLatency makes the simulator take latency ± jitter, uniformly, per
+// password change: its mean is latency.
+func (b *bench) setLatency(latency, jitter time.Duration) {
+	b.stack.Sim.SetConfig(simulator.Config{Tokens: []string{b.stack.Token},
+		LatencyMS: int((latency - jitter) / time.Millisecond), JitterMS: int(2 * jitter / time.Millisecond)})
+}
+
+func (b *bench) batches(ctx context.Context, out io.Writer) error {
+	c, l := b.s.concurrency, b.s.latency
+	fmt.Fprintf(out, "1. One SQS event of N jobs through the bulk function; Apinizer latency L = %v ± %v\n",
+		l, b.s.jitter)
+	fmt.Fprintf(out, "   ideal = ceil(N/C) × L; \"at L = 0\" is the same batch with no latency, the stand-ins' own cost\n")
+	fmt.Fprintf(out, "   (moto serves one call at a time); \"to ideal + that\" divides the wall by the sum\n\n")
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "N\tconcurrency\twall\tjobs/s\tideal\tratio to ideal\tat L = 0\tto ideal + that\tspeed-up\t")
+	var last time.Duration
+	for _, n := range b.s.sizes {
+		var walls [2]time.Duration
+		for i, fn := range []*standin.Function{b.sequential, b.stack.Bulk} {
+			conc := []int{1, c}[i]
+			b.setLatency(0, 0)
+			floor, err := b.batch(ctx, fn, n, false)
+			if err != nil {
+				return err
+			}
+			if fn == b.stack.Bulk {
+				// a fresh process, so that its peak memory is this batch's
+				if err := fn.Restart(ctx); err != nil {
+					return err
+				}
+			}
+			b.setLatency(l, b.s.jitter)
+			wall, err := b.batch(ctx, fn, n, false)
+			if err != nil {
+				return err
+			}
+			if fn == b.stack.Bulk {
+				if p, err := functionPeak(fn); err == nil {
+					b.peaks = append(b.peaks, peak{n, p})
+				} else {
+					fmt.Fprintf(os.Stderr, "bench: peak memory at N = %d: %v\n", n, err)
+				}
+			}
+			walls[i] = wall
+			ideal := time.Duration((n+conc-1)/conc) * l
+			speedUp := "(baseline)"
+			if i == 1 {
+				speedUp = fmt.Sprintf("%.1f×", walls[0].Seconds()/wall.Seconds())
+			}
+			fmt.Fprintf(w, "%d\t%d\t%s\t%.1f\t%s\t%.2f\t%s\t%.2f\t%s\t\n", n, conc, round(wall),
+				float64(n)/wall.Seconds(), round(ideal), wall.Seconds()/ideal.Seconds(), round(floor),
+				wall.Seconds()/(ideal+floor).Seconds(), speedUp)
+		}
+		last = walls[1]
 	}
-	stack.Proxy.ResetCalls()
-	steps, err := stack.ResumeRotation(ctx, arn, token)
-	if err != nil {
-		return job, rotation, err
+	if err := w.Flush(); err != nil {
+		return err
 	}
-	for _, s := range steps {
-		if s.Err != nil {
-			return job, rotation, fmt.Errorf("%s: %w", s.Step, s.Err)
+	return b.throttledBatch(ctx, out, last)
+}
+
+// throttledBatch runs the largest batch again while the proxy answers
+// ThrottlingException to some of the writes, and checks that every
+// credential still converged: Apinizer holds AWSCURRENT, nothing pending.
+func (b *bench) throttledBatch(ctx context.Context, out io.Writer, unthrottled time.Duration) error {
+	n := b.s.sizes[len(b.s.sizes)-1]
+	b.setLatency(b.s.latency, b.s.jitter)
+	b.stack.Proxy.ResetCalls()
+	throttles := throttleWrites(b.stack.Proxy, b.s.throttled)
+	wall, err := b.batch(ctx, b.stack.Bulk, n, true)
+	b.stack.Proxy.Clear()
+	if err != nil {
+		return fmt.Errorf("throttled batch: %w", err)
+	}
+	fmt.Fprintf(out, "\n   Throttled: N = %d at C = %d with %d writes answered ThrottlingException (%d served by the SDK's retries):\n",
+		n, b.s.concurrency, b.s.throttled, throttles())
+	fmt.Fprintf(out, "   wall %s against %s unthrottled (%.2f×); all %d jobs succeeded and every credential converged.\n\n",
+		round(wall), round(unthrottled), wall.Seconds()/unthrottled.Seconds(), n)
+	return nil
+}
+
+// batch enqueues n jobs for n new secrets, delivers them to fn in one
+// event after a warm-up invocation, and returns the invocation's time. Any
+// failed job is an error; check also verifies every credential converged.
+func (b *bench) batch(ctx context.Context, fn *standin.Function, n int, check bool) (time.Duration, error) {
+	b.seq++
+	tag := fmt.Sprintf("b%d", b.seq)
+	const project, seeded = "Bench", "Seed-Bench-1"
+	arns := make([]string, n)
+	bodies := make([]string, n)
+	for i := range n {
+		arn, err := b.stack.SeedCredential(ctx, fmt.Sprintf("apinizer/bench/%s-%d", tag, i), project,
+			fmt.Sprintf("%s-%d", tag, i), seeded)
+		if err != nil {
+			return 0, err
+		}
+		arns[i], bodies[i] = arn, fmt.Sprintf(`{"secretId":%q}`, arn)
+	}
+	if err := b.stack.Enqueue(ctx, bodies...); err != nil {
+		return 0, err
+	}
+	if _, err := fn.Invoke(ctx, []byte(`{"Records":[]}`)); err != nil {
+		return 0, fmt.Errorf("warming %s up: %w", fn.Name, err)
+	}
+	res, err := b.stack.DeliverJobs(ctx, fn, n)
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Event.Records) != n || len(res.Response.BatchItemFailures) > 0 {
+		return 0, fmt.Errorf("%s: %d of %d jobs delivered, %d failed", tag, len(res.Event.Records), n,
+			len(res.Response.BatchItemFailures))
+	}
+	if check {
+		for i, arn := range arns {
+			c, err := b.stack.CheckCredential(ctx, arn, project, fmt.Sprintf("%s-%d", tag, i), seeded)
+			if err != nil {
+				return 0, err
+			}
+			if !c.Converged() || !c.Rotated {
+				return 0, fmt.Errorf("%s: credential %d did not converge: %+v", tag, i, c)
+			}
 		}
 	}
-	return job, count(), nil
+	return res.Invocation, nil
+}
+
+func round(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(10 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -111,12 +112,16 @@ func (s *Stack) Enqueue(ctx context.Context, bodies ...string) error {
 	return nil
 }
 
-// Batch is one delivery of the job queue to the bulk function.
+// Batch is one invocation of the bulk function: the event it was given,
+// its answer, and what was acknowledged.
 type Batch struct {
 	Event    events.SQSEvent
 	Response events.SQSEventResponse
 	// Deleted are the message ids acknowledged (deleted from the queue).
 	Deleted []string
+	// Invocation is how long the function took to answer, as the caller
+	// of Invoke saw it.
+	Invocation time.Duration
 }
 
 // DeliverBatch does what the SQS event source mapping does: it receives up
@@ -130,21 +135,20 @@ func (s *Stack) DeliverBatch(ctx context.Context) (Batch, error) {
 // DeliverBatchTo is DeliverBatch to another running copy of the bulk
 // function, as when the event source mapping runs several at once.
 func (s *Stack) DeliverBatchTo(ctx context.Context, fn *standin.Function) (Batch, error) {
+	return s.DeliverJobs(ctx, fn, 10)
+}
+
+// DeliverJobs is DeliverBatchTo with up to n messages in the event, as a
+// mapping on a standard queue with a batch size of n and a batching window
+// gathers them. The messages stay invisible for the job queue's visibility
+// timeout.
+func (s *Stack) DeliverJobs(ctx context.Context, fn *standin.Function, n int) (Batch, error) {
 	var b Batch
-	out, err := s.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-		QueueUrl:                    aws.String(s.JobQueueURL),
-		MaxNumberOfMessages:         10,
-		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
-		MessageAttributeNames:       []string{"All"},
-		WaitTimeSeconds:             0,
-	})
-	if err != nil {
-		return b, fmt.Errorf("receiving jobs: %w", err)
+	msgs, err := s.receiveJobs(ctx, n)
+	if err != nil || len(msgs) == 0 {
+		return b, err
 	}
-	if len(out.Messages) == 0 {
-		return b, nil
-	}
-	for _, m := range out.Messages {
+	for _, m := range msgs {
 		b.Event.Records = append(b.Event.Records, events.SQSMessage{
 			MessageId:         aws.ToString(m.MessageId),
 			ReceiptHandle:     aws.ToString(m.ReceiptHandle),
@@ -161,7 +165,9 @@ func (s *Stack) DeliverBatchTo(ctx context.Context, fn *standin.Function) (Batch
 	if err != nil {
 		return b, err
 	}
+	start := time.Now()
 	raw, err := fn.Invoke(ctx, payload)
+	b.Invocation = time.Since(start)
 	s.noteError(err)
 	if err != nil {
 		// a failed invocation: the mapping retries the whole batch later
@@ -177,7 +183,7 @@ func (s *Stack) DeliverBatchTo(ctx context.Context, fn *standin.Function) (Batch
 		failed[f.ItemIdentifier] = true
 	}
 	var entries []sqstypes.DeleteMessageBatchRequestEntry
-	for i, m := range out.Messages {
+	for i, m := range msgs {
 		if failed[aws.ToString(m.MessageId)] {
 			continue
 		}
@@ -186,14 +192,41 @@ func (s *Stack) DeliverBatchTo(ctx context.Context, fn *standin.Function) (Batch
 		})
 		b.Deleted = append(b.Deleted, aws.ToString(m.MessageId))
 	}
-	if len(entries) > 0 {
+	for chunk := range slices.Chunk(entries, 10) {
 		if _, err := s.SQS.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{
-			QueueUrl: aws.String(s.JobQueueURL), Entries: entries,
+			QueueUrl: aws.String(s.JobQueueURL), Entries: chunk,
 		}); err != nil {
 			return b, fmt.Errorf("deleting acknowledged jobs: %w", err)
 		}
 	}
 	return b, nil
+}
+
+// receiveJobs receives up to n waiting messages, ten at a time, and stops
+// early when the queue has no more. Up to ten it receives once, as a
+// mapping's poller does.
+func (s *Stack) receiveJobs(ctx context.Context, n int) ([]sqstypes.Message, error) {
+	var msgs []sqstypes.Message
+	for len(msgs) < n {
+		out, err := s.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(s.JobQueueURL),
+			MaxNumberOfMessages:         int32(min(10, n-len(msgs))),
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+			MessageAttributeNames:       []string{"All"},
+			WaitTimeSeconds:             0,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("receiving jobs: %w", err)
+		}
+		if len(out.Messages) == 0 {
+			break
+		}
+		msgs = append(msgs, out.Messages...)
+		if n <= 10 {
+			break
+		}
+	}
+	return msgs, nil
 }
 
 // DeadLetters reads every record waiting in the dead-letter queue and

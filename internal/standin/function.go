@@ -353,6 +353,50 @@ func (f *Function) Stop() error {
 	return nil
 }
 
+// FunctionPID returns the pid of the function binary running under the
+// emulator, to read its memory use in /proc/PID. The emulator starts the
+// binary, as its child, on the first invocation, and again on the next one
+// after a crash, a timeout or Restart; until then there is no such process
+// and FunctionPID returns an error. It reads /proc, so it works on Linux
+// only.
+func (f *Function) FunctionPID() (int, error) {
+	f.procMu.Lock()
+	proc, stopped := f.proc, f.stopped
+	f.procMu.Unlock()
+	if stopped || proc == nil {
+		return 0, fmt.Errorf("finding the process of function %s: it is stopped", f.Name)
+	}
+	binary, err := os.Stat(f.binary)
+	if err != nil {
+		return 0, fmt.Errorf("finding the process of function %s: %w", f.Name, err)
+	}
+
+	rie := proc.cmd.Process.Pid
+	children, err := childProcesses(rie)
+	if err != nil {
+		return 0, fmt.Errorf("finding the process of function %s: %w", f.Name, err)
+	}
+	var pids []int
+	for _, pid := range children {
+		// the same file, whatever symbolic links its path went through; a
+		// child that has exited has no exe left and is skipped
+		exe, err := os.Stat("/proc/" + strconv.Itoa(pid) + "/exe")
+		if err == nil && os.SameFile(exe, binary) {
+			pids = append(pids, pid)
+		}
+	}
+	switch len(pids) {
+	case 1:
+		return pids[0], nil
+	case 0:
+		return 0, fmt.Errorf("finding the process of function %s: the emulator (pid %d) runs no %s: "+
+			"it starts it on the first invocation", f.Name, rie, f.binary)
+	default:
+		return 0, fmt.Errorf("finding the process of function %s: the emulator (pid %d) runs %d of %s: %v",
+			f.Name, rie, len(pids), f.binary, pids)
+	}
+}
+
 // InvokeError is a failed invocation: what the function, or the emulator on
 // its behalf, answered.
 type InvokeError struct {

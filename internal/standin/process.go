@@ -39,7 +39,7 @@ const (
 type process struct {
 	name string
 	cmd  *exec.Cmd
-	out  *tailWriter
+	out  *TailWriter
 
 	done    chan struct{} // closed once Wait has returned
 	waitErr error         // set before done is closed
@@ -57,7 +57,7 @@ func startProcess(name string, args []string, dir string, env []string, logw io.
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = env
-	out := &tailWriter{w: logw}
+	out := &TailWriter{w: logw}
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -83,7 +83,7 @@ func (p *process) exitError() error {
 	default:
 		return nil
 	}
-	tail := p.out.tail()
+	tail := p.out.Tail()
 	if strings.Contains(strings.ToLower(tail), "address already in use") {
 		return fmt.Errorf("%s exited (%v): %w", p.name, p.waitErr, errPortTaken)
 	}
@@ -158,44 +158,79 @@ func sessionGroups(sid int) []int {
 		if err != nil {
 			continue
 		}
-		pgid, session, ok := parseStat(stat)
-		if ok && session == sid && pgid != sid {
-			groups = append(groups, pgid)
+		st, ok := parseStat(stat)
+		if ok && st.sid == sid && st.pgid != sid {
+			groups = append(groups, st.pgid)
 		}
 	}
 	return groups
 }
 
-// parseStat reads the process group and session out of a /proc/PID/stat
-// line. The command name in parentheses may itself hold spaces and
-// parentheses, so the fields are counted from the last ')'.
-func parseStat(stat []byte) (pgid, sid int, ok bool) {
+// childProcesses lists the processes whose parent is ppid, exited ones
+// that are not reaped yet included. It reads /proc, so elsewhere (macOS) it
+// returns an error.
+func childProcesses(ppid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		// a process that is gone by now is simply left out
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if st, ok := parseStat(stat); ok && st.ppid == ppid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// procStat is what this package reads from a /proc/PID/stat line.
+type procStat struct {
+	ppid int // parent process
+	pgid int // process group
+	sid  int // session
+}
+
+// parseStat reads the parent, process group and session out of a
+// /proc/PID/stat line. The command name in parentheses may itself hold
+// spaces and parentheses, so the fields are counted from the last ')'.
+func parseStat(stat []byte) (procStat, bool) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, 0, false
+		return procStat{}, false
 	}
 	// after the name: state ppid pgrp session ...
 	f := strings.Fields(string(stat[i+1:]))
 	if len(f) < 4 {
-		return 0, 0, false
+		return procStat{}, false
 	}
-	pgid, err1 := strconv.Atoi(f[2])
-	sid, err2 := strconv.Atoi(f[3])
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, 0, false
+	ppid, err1 := strconv.Atoi(f[1])
+	pgid, err2 := strconv.Atoi(f[2])
+	sid, err3 := strconv.Atoi(f[3])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return procStat{}, false
 	}
-	return pgid, sid, true
+	return procStat{ppid: ppid, pgid: pgid, sid: sid}, true
 }
 
-// tailWriter passes output on to w and keeps its last tailSize bytes. Errors
-// from w are dropped: a failing log must not block or kill the child.
-type tailWriter struct {
+// TailWriter passes output on to w and keeps its last 2 KiB for error
+// messages; its zero value only keeps. Errors from w are dropped: a failing
+// log must not block or kill the child. It is safe for concurrent use.
+type TailWriter struct {
 	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
 }
 
-func (t *tailWriter) Write(b []byte) (int, error) {
+func (t *TailWriter) Write(b []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf = append(t.buf, b...)
@@ -208,7 +243,8 @@ func (t *tailWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func (t *tailWriter) tail() string {
+// Tail returns the last output kept, trimmed.
+func (t *TailWriter) Tail() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return strings.TrimSpace(string(t.buf))

@@ -410,6 +410,62 @@ func TestStopKillsAFunctionBusyInItsHandler(t *testing.T) {
 	}
 }
 
+func TestFunctionPIDFindsTheBinaryUnderTheEmulator(t *testing.T) {
+	f := startEcho(t, 5*time.Second)
+	if pid, err := f.FunctionPID(); err == nil {
+		t.Errorf("before the first invocation: expect an error, got pid %d", pid)
+	}
+
+	want := invokeEcho(t, f, `{}`).PID
+	pid, err := f.FunctionPID()
+	if err != nil {
+		t.Fatalf("FunctionPID: %v", err)
+	}
+	if pid != want {
+		t.Errorf("expect the pid the function itself reported, %d, got %d", want, pid)
+	}
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		t.Fatalf("reading the executable of pid %d: %v", pid, err)
+	}
+	if binary, err := filepath.EvalSymlinks(f.binary); err != nil || exe != binary {
+		t.Errorf("executable of pid %d: expect %s, got %s (%v)", pid, f.binary, exe, err)
+	}
+	hwm := vmHWM(t, pid)
+	if hwm <= 1<<20 {
+		t.Errorf("VmHWM of pid %d: expect more than 1 MiB, got %d bytes", pid, hwm)
+	}
+	t.Logf("function pid %d, peak RSS %.1f MiB", pid, float64(hwm)/(1<<20))
+
+	if err := f.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if pid, err := f.FunctionPID(); err == nil {
+		t.Errorf("after Stop: expect an error, got pid %d", pid)
+	}
+}
+
+// vmHWM returns the peak resident set size of pid in bytes, from
+// /proc/PID/status.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatalf("reading the status of pid %d: %v", pid, err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if value, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("pid %d: %q: %v", pid, line, err)
+			}
+			return kib * 1024
+		}
+	}
+	t.Fatalf("pid %d: no VmHWM in its status:\n%s", pid, status)
+	return 0
+}
+
 func TestClassifyResponse(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -461,9 +517,9 @@ func TestBuildFunctionNamesAMissingFunction(t *testing.T) {
 }
 
 func TestParseStat(t *testing.T) {
-	pgid, sid, ok := parseStat([]byte("42 (a (b) c) S 1 40 39 0 -1"))
-	if !ok || pgid != 40 || sid != 39 {
-		t.Errorf("expect pgid 40, sid 39, got %d, %d, %v", pgid, sid, ok)
+	st, ok := parseStat([]byte("42 (a (b) c) S 1 40 39 0 -1"))
+	if want := (procStat{ppid: 1, pgid: 40, sid: 39}); !ok || st != want {
+		t.Errorf("expect %+v, got %+v, %v", want, st, ok)
 	}
 }
 
