@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 )
@@ -173,7 +174,8 @@ func (m *Moto) Stop() error {
 
 // AWSConfig returns an aws.Config that reaches moto: its URL as the base
 // endpoint of every service, static dummy keys, Region and the standard
-// retry mode. These win over the environment and the shared config files,
+// retry mode, and a fresh connection per call. These win over the
+// environment and the shared config files,
 // which the SDK still reads: an AWS_PROFILE naming a profile that does not
 // exist fails here, and a service-specific endpoint (AWS_ENDPOINT_URL_SQS,
 // or endpoint_url in a profile's services section) outranks BaseEndpoint.
@@ -184,6 +186,14 @@ func (m *Moto) AWSConfig(ctx context.Context) (aws.Config, error) {
 			credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")),
 		config.WithBaseEndpoint(m.URL),
 		config.WithRetryMode(aws.RetryModeStandard),
+		// A kept-alive connection that Go's transport closes while the SDK
+		// still reads the answer (aws/aws-sdk-go-v2#2737) makes the SDK
+		// send the call again: a lost ReceiveMessage hides the messages it
+		// received, a resent SendMessageBatch doubles them. The tests need
+		// each call made once; a loopback connection costs nothing.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.DisableKeepAlives = true
+		})),
 	)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading an AWS config for moto at %s: %w", m.URL, err)
