@@ -27,8 +27,8 @@ func TestAWarmRotationReadsEachValueOnce(t *testing.T) {
 	if n := f.sm.calls["GetSecretValue"]; n != 2 {
 		t.Errorf("GetSecretValue called %d times, want 2", n)
 	}
-	if n := f.sm.calls["DescribeSecret"]; n != 4 {
-		t.Errorf("DescribeSecret called %d times, want one per step", n)
+	if n := f.sm.calls["DescribeSecret"]; n != 5 {
+		t.Errorf("DescribeSecret called %d times, want one per step and one after the send", n)
 	}
 	if n := len(f.api.sent); n != 1 {
 		t.Errorf("Apinizer called %d times, want 1", n)

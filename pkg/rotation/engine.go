@@ -183,7 +183,23 @@ func (e *Engine) set(ctx context.Context, log *slog.Logger, s secret, token stri
 	if err := sameCredential(pending, current, token); err != nil {
 		return err
 	}
-	return e.send(ctx, log, s.id, token, pending)
+	if err := e.send(ctx, log, s.id, token, pending); err != nil {
+		return err
+	}
+
+	// a bulk job may have taken AWSPENDING since this step checked it, and
+	// sent its password before this one arrived
+	desc, err := e.describe(ctx, s.id)
+	if err != nil {
+		return err
+	}
+	if versions(desc.VersionIdsToStages).has(token, stagePending) {
+		return nil
+	}
+	if err := e.sendLatest(ctx, log, s); err != nil {
+		return fmt.Errorf("version %s: %w; then %w", token, ErrSuperseded, err)
+	}
+	return fmt.Errorf("version %s: %w; Apinizer was given the latest stored password", token, ErrSuperseded)
 }
 
 // send changes the password in Apinizer and turns any failure into a

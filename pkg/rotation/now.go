@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +27,10 @@ type Result struct {
 	// Resumed is true when an unfinished rotation of another version was
 	// finished instead of starting a new one.
 	Resumed bool
+	// Superseded is true when another rotation of the secret took over
+	// from this job's version; Apinizer was given the latest stored
+	// password, and the job is done (AlreadyDone is true too).
+	Superseded bool
 }
 
 // RotateNow runs create, set, test and finish in one go under token, the
@@ -47,17 +52,22 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 		return res, err
 	}
 	vs := versions(desc.VersionIdsToStages)
-	if _, exists := vs[token]; exists && (vs.has(token, stageCurrent) || !vs.has(token, stagePending)) {
-		// AWSCURRENT, or AWSPREVIOUS after a later rotation: this job ran
+	currentVersion := vs.holding(stageCurrent)
+	s := secret{id: secretID, arn: aws.ToString(desc.ARN), current: currentVersion}
+	if _, exists := vs[token]; exists && (vs.has(token, stageCurrent) || vs.has(token, stagePrevious)) {
+		// promoted, and maybe rotated past since: this job ran
 		res.VersionID, res.AlreadyDone = token, true
 		log.InfoContext(ctx, "job already done: its version exists", "versionId", token, "outcome", "already_done")
 		return res, nil
 	}
-	currentVersion := vs.holding(stageCurrent)
+	if _, exists := vs[token]; exists && !vs.has(token, stagePending) {
+		// written, never promoted, and its AWSPENDING taken by another
+		// rotation: its password may have reached Apinizer all the same
+		return e.superseded(ctx, log, s, token, nil)
+	}
 	if currentVersion == "" {
 		return res, fmt.Errorf("%w: secret %s has no current value: seed it first", ErrInvalidSecret, secretID)
 	}
-	s := secret{id: secretID, arn: aws.ToString(desc.ARN), current: currentVersion}
 	current, err := e.current(ctx, s)
 	if err != nil {
 		return res, err
@@ -89,12 +99,8 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 			var exists *types.ResourceExistsException
 			if errors.As(err, &exists) {
 				// the version was written by this job before and has lost
-				// its labels since: the job ran, and later rotations
-				// superseded it
-				res.VersionID, res.AlreadyDone = token, true
-				log.InfoContext(ctx, "job already done: its version was superseded", "versionId", token,
-					"outcome", "already_done")
-				return res, nil
+				// its labels since
+				return e.superseded(ctx, log, s, token, nil)
 			}
 			return res, err
 		}
@@ -116,10 +122,34 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 		}
 	}
 	if err := e.promote(ctx, secretID, res.VersionID, currentVersion); err != nil {
+		// another rotation may have taken AWSPENDING after this one wrote
+		// it, and promoted its own version before this password arrived
+		if desc, derr := e.describe(ctx, secretID); derr == nil &&
+			!versions(desc.VersionIdsToStages).has(res.VersionID, stagePending) {
+			return e.superseded(ctx, log, s, res.VersionID, err)
+		}
 		return res, err
 	}
 	log.InfoContext(ctx, "rotated", "outcome", "rotated", "resumed", res.Resumed,
 		"project", res.ProjectName, "username", res.Username,
 		"durationMs", time.Since(start).Milliseconds())
+	return res, nil
+}
+
+// superseded finishes a job whose version another rotation took over
+// from: Apinizer is given the latest stored password again, and the job
+// is done. cause is the error that showed it, if any.
+func (e *Engine) superseded(ctx context.Context, log *slog.Logger, s secret, versionID string,
+	cause error) (Result, error) {
+	res := Result{VersionID: versionID}
+	if err := e.sendLatest(ctx, log, s); err != nil {
+		if cause != nil {
+			return res, fmt.Errorf("%w; then %w", cause, err)
+		}
+		return res, err
+	}
+	res.AlreadyDone, res.Superseded = true, true
+	log.InfoContext(ctx, "job superseded by another rotation; Apinizer holds the latest stored password",
+		"versionId", versionID, "outcome", "superseded")
 	return res, nil
 }

@@ -136,16 +136,22 @@ func TestRotateNowForAJobSupersededByLaterRotationsIsAcknowledged(t *testing.T) 
 
 	// a later rotation took its last label: Secrets Manager refuses the
 	// version id with another value
+	// (with no label it cannot tell whether its password reached Apinizer
+	// after the later rotations' did: it sends AWSCURRENT's again)
 	f.rotate(t, "scheduled-token-000000000000000003")
 	delete(f.sm.stages, token)
-	sent := len(f.api.sent)
+	sent, versionsBefore := len(f.api.sent), len(f.sm.values)
 	res, err = rotateNow(f, token)
-	if err != nil || !res.AlreadyDone {
+	if err != nil || !res.AlreadyDone || !res.Superseded {
 		t.Fatalf("no label: got %+v, %v", res, err)
 	}
-	if len(f.api.sent) != sent {
-		t.Error("a superseded job sent a password")
+	if len(f.api.sent) != sent+1 || f.api.stored != passwordOf(t, f.sm.valueOf(stageCurrent)) {
+		t.Errorf("a superseded job did not leave Apinizer with AWSCURRENT's password")
 	}
+	if len(f.sm.values) != versionsBefore {
+		t.Error("a superseded job wrote a version")
+	}
+	f.assertInvariant(t)
 }
 
 func TestNamesApinizerCannotTakeAreRefusedBeforeAnyWrite(t *testing.T) {

@@ -14,8 +14,9 @@ import (
 
 // Staging labels.
 const (
-	stageCurrent = "AWSCURRENT"
-	stagePending = "AWSPENDING"
+	stageCurrent  = "AWSCURRENT"
+	stagePending  = "AWSPENDING"
+	stagePrevious = "AWSPREVIOUS"
 )
 
 // SecretsAPI is the part of Secrets Manager the engine uses.
