@@ -114,6 +114,13 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 					failed = true
 					continue
 				}
+				if isClosed(tokenFailed) {
+					// it failed while this record waited for its turn
+					<-sem
+					outcomes[i] = outcome{verdict: retry, why: "not started: the Apinizer token is failing"}
+					failed = true
+					continue
+				}
 				outcomes[i] = h.one(ctx, rec, func() { tokenProblem.Do(func() { close(tokenFailed) }) })
 				<-sem
 				if outcomes[i].verdict == retry {
@@ -190,7 +197,7 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	}
 	base.SecretID, base.JobID = job.SecretID, job.JobID
 	log = log.With("secretId", job.SecretID, "jobId", job.JobID)
-	if h.TokenSecretID != "" && sameSecret(job.SecretID, h.TokenSecretID) {
+	if h.TokenSecretID != "" && SameSecret(job.SecretID, h.TokenSecretID) {
 		log.WarnContext(ctx, "invalid job: it names the Apinizer token secret", "outcome", deadletter.ReasonInvalidJob)
 		r := base
 		r.Reason, r.Error = deadletter.ReasonInvalidJob,
@@ -325,26 +332,54 @@ type group struct {
 	ordered bool // a FIFO message group: stop at the first failure
 }
 
-// groups splits a batch: FIFO records by message group, in order; others
-// by secret, so that two jobs for one secret never race inside a batch.
+// groups splits a batch into records that run one after another, in batch
+// order: FIFO records by message group, and every record by secret, so that
+// two jobs for one secret never race inside a batch, even when they name it
+// differently (by name and by ARN) or sit in different message groups. A
+// record whose body is not a job is a group of its own.
 func groups(records []events.SQSMessage) []group {
-	var out []group
-	byKey := map[string]int{}
-	for i, r := range records {
-		fifo := strings.HasSuffix(r.EventSourceARN, ".fifo")
-		key := "message:" + r.MessageId + fmt.Sprint(i)
-		if fifo {
-			key = "fifo:" + r.Attributes["MessageGroupId"]
-		} else if job, err := ParseJob(r.Body); err == nil {
-			key = "secret:" + secretName(job.SecretID)
+	// union-find over the records: one key shared joins two records
+	parent := make([]int, len(records))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		if parent[i] != i {
+			parent[i] = find(parent[i])
 		}
-		g, ok := byKey[key]
+		return parent[i]
+	}
+	first := map[string]int{}
+	join := func(key string, i int) {
+		if j, ok := first[key]; ok {
+			parent[find(i)] = find(j)
+		} else {
+			first[key] = i
+		}
+	}
+	fifo := make([]bool, len(records))
+	for i, r := range records {
+		if fifo[i] = strings.HasSuffix(r.EventSourceARN, ".fifo"); fifo[i] {
+			join("fifo:"+r.Attributes["MessageGroupId"], i)
+		}
+		if job, err := ParseJob(r.Body); err == nil {
+			join("secret:"+SecretName(job.SecretID), i)
+		}
+	}
+
+	var out []group
+	byRoot := map[int]int{}
+	for i := range records {
+		root := find(i)
+		g, ok := byRoot[root]
 		if !ok {
 			g = len(out)
-			byKey[key] = g
-			out = append(out, group{ordered: fifo})
+			byRoot[root] = g
+			out = append(out, group{})
 		}
 		out[g].indexes = append(out[g].indexes, i)
+		out[g].ordered = out[g].ordered || fifo[i]
 	}
 	return out
 }

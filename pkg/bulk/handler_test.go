@@ -338,6 +338,31 @@ func TestJobsForOneSecretRunOneAfterAnother(t *testing.T) {
 	}
 }
 
+// On a FIFO queue two message groups can hold jobs for one secret (named
+// once by name, once by ARN): they still run one after the other, and each
+// group keeps its order.
+func TestFIFOGroupsNamingOneSecretRunOneAfterAnother(t *testing.T) {
+	rot := &fakeRotator{delay: 10 * time.Millisecond}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}}
+	arn := "arn:aws:secretsmanager:us-east-1:1:secret:apinizer/same-AbCdEf"
+	ev := events.SQSEvent{Records: []events.SQSMessage{
+		fifo("g1-a", "g1", job("apinizer/same")), fifo("g2-a", "g2", job(arn)),
+		fifo("g1-b", "g1", job("apinizer/other")), fifo("g3-a", "g3", job("apinizer/third")),
+	}}
+	resp, err := h.Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %v, err %v", resp, err)
+	}
+	if rot.peak.Load() < 2 {
+		t.Errorf("the unrelated group g3 did not run beside the others: peak %d", rot.peak.Load())
+	}
+	for _, g := range groups(ev.Records) {
+		if slices.Contains(g.indexes, 0) && !slices.Equal(g.indexes, []int{0, 1, 2}) {
+			t.Errorf("the groups naming one secret were not joined in batch order: %v", g.indexes)
+		}
+	}
+}
+
 func TestTheSampleEventIsABatchOfValidJobs(t *testing.T) {
 	b, err := os.ReadFile("../../events/bulk-batch.json")
 	if err != nil {

@@ -117,9 +117,9 @@ func redactJobBody(body string) string {
 	return string(out)
 }
 
-// secretName is the name part of a secret id, name or ARN: an ARN's name
+// SecretName is the name part of a secret id, name or ARN: an ARN's name
 // ends in a dash and six characters Secrets Manager adds.
-func secretName(id string) string {
+func SecretName(id string) string {
 	const marker = ":secret:"
 	if i := strings.Index(id, marker); strings.HasPrefix(id, "arn:") && i >= 0 {
 		n := id[i+len(marker):]
@@ -131,8 +131,8 @@ func secretName(id string) string {
 	return id
 }
 
-// sameSecret reports whether two secret ids, names or ARNs, name the same
+// SameSecret reports whether two secret ids, names or ARNs, name the same
 // secret; a name given without the ARN's suffix matches.
-func sameSecret(a, b string) bool {
-	return a == b || secretName(a) == secretName(b)
+func SameSecret(a, b string) bool {
+	return a == b || SecretName(a) == SecretName(b)
 }

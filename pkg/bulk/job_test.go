@@ -90,8 +90,8 @@ func TestSameSecret(t *testing.T) {
 		{"apinizer/orders", "apinizer/token", false},
 	}
 	for _, tc := range cases {
-		if got := sameSecret(tc.a, tc.b); got != tc.want {
-			t.Errorf("sameSecret(%q, %q) = %v", tc.a, tc.b, got)
+		if got := SameSecret(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameSecret(%q, %q) = %v", tc.a, tc.b, got)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/apinizer-rotation/rotator/pkg/bulk"
 )
 
 // MaxBatch is the most entries one SQS batch call takes.
@@ -218,10 +220,13 @@ func isFIFO(queueURL string) bool {
 	return strings.HasSuffix(queueURL, ".fifo")
 }
 
-// groupID returns the FIFO message group of a job for a secret: the secret
-// id itself when SQS takes it (up to 128 characters of printable ASCII
-// other than space), or else its hash.
+// groupID returns the FIFO message group of a job for a secret: the
+// secret's name (an ARN's name part) when SQS takes it (up to 128
+// characters of printable ASCII other than space), or else its hash.
 func groupID(secretID string) string {
+	// one group per secret, however it is named: SQS then never hands two
+	// of its jobs to the bulk function at once
+	secretID = bulk.SecretName(secretID)
 	ok := secretID != "" && len(secretID) <= maxGroupID
 	for i := 0; ok && i < len(secretID); i++ {
 		ok = secretID[i] > ' ' && secretID[i] < 0x7f

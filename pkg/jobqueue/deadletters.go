@@ -2,7 +2,6 @@ package jobqueue
 
 import (
 	"encoding/json"
-	"strings"
 
 	"github.com/apinizer-rotation/rotator/pkg/bulk"
 )
@@ -68,24 +67,4 @@ func readDeadLetter(messageID, body string) *Message {
 	}
 	m.JobID, m.body = jobID, body
 	return m
-}
-
-// sameSecret reports whether two secret ids, names or ARNs, name the same
-// secret. An ARN's name ends in a dash and the six characters Secrets
-// Manager adds; a name given without them matches.
-func sameSecret(a, b string) bool {
-	return a == b || secretName(a) == secretName(b)
-}
-
-func secretName(id string) string {
-	const marker = ":secret:"
-	i := strings.Index(id, marker)
-	if !strings.HasPrefix(id, "arn:") || i < 0 {
-		return id
-	}
-	n := id[i+len(marker):]
-	if len(n) > 7 && n[len(n)-7] == '-' {
-		n = n[:len(n)-7]
-	}
-	return n
 }

@@ -211,7 +211,7 @@ func TestEnqueueStopsWhenTheContextEnds(t *testing.T) {
 
 func TestEnqueueOnFIFOQueues(t *testing.T) {
 	long := "arn:aws:secretsmanager:us-east-1:123456789012:secret:" +
-		strings.Repeat("x", 100) + "-AbCdEf"
+		strings.Repeat("x", 130) + "-AbCdEf"
 	fake := &fakeSQS{}
 	var waits []time.Duration
 	ids := []string{"apinizer/orders/a", long}
@@ -229,6 +229,12 @@ func TestEnqueueOnFIFOQueues(t *testing.T) {
 	}
 	if g := aws.ToString(first[1].MessageGroupId); len(g) > 128 || !strings.HasPrefix(g, "sha256-") {
 		t.Errorf("group of a %d-character id = %q, want its hash", len(long), g)
+	}
+	// one group per secret however it is named, so that SQS never hands
+	// two of its jobs out at once
+	arn := "arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/orders/a-AbCdEf"
+	if g := groupID(arn); g != aws.ToString(first[0].MessageGroupId) {
+		t.Errorf("group of %s = %q, want the same as its name's", arn, g)
 	}
 	for i := range first {
 		d := aws.ToString(first[i].MessageDeduplicationId)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/apinizer-rotation/rotator/pkg/bulk"
 	"github.com/apinizer-rotation/rotator/pkg/deadletter"
 )
 
@@ -311,7 +312,7 @@ func (run *redriveRun) choose(m *Message) {
 	opts, twin := run.opts, run.owners[m.key]
 	switch {
 	case opts.Reason != "" && m.Reason != opts.Reason,
-		opts.SecretID != "" && !sameSecret(m.SecretID, opts.SecretID):
+		opts.SecretID != "" && !bulk.SameSecret(m.SecretID, opts.SecretID):
 		m.State = StateNotMatching
 	case m.State == StateSkipped:
 	case m.key != "" && twin != nil && twin.State != StateFailed:
