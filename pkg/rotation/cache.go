@@ -26,9 +26,13 @@ type VersionCache struct {
 type versionKey struct{ arn, versionID string }
 
 // NewVersionCache returns a cache of at most size values, each kept for at
-// most ttl.
+// most ttl (at least a millisecond: the library's clean-up needs a tick).
+// A size or ttl of zero or less returns nil, which caches nothing.
 func NewVersionCache(size int, ttl time.Duration) *VersionCache {
-	return &VersionCache{lru: expirable.NewLRU[versionKey, Credential](size, nil, ttl)}
+	if size <= 0 || ttl <= 0 {
+		return nil
+	}
+	return &VersionCache{lru: expirable.NewLRU[versionKey, Credential](size, nil, max(ttl, time.Millisecond))}
 }
 
 func (c *VersionCache) get(arn, versionID string) (Credential, bool) {

@@ -125,3 +125,15 @@ func TestANilCacheCachesNothing(t *testing.T) {
 		t.Fatal("the cache grew past its size")
 	}
 }
+
+func TestAZeroOrTinyCacheIsSafe(t *testing.T) {
+	if NewVersionCache(0, time.Minute) != nil || NewVersionCache(8, 0) != nil {
+		t.Error("a cache of no size or no time to live was made")
+	}
+	c := NewVersionCache(8, time.Nanosecond) // the library panics on a ttl this small
+	c.put("arn", "v1", Credential{Username: "u"})
+	time.Sleep(5 * time.Millisecond)
+	if _, ok := c.get("arn", "v1"); ok {
+		t.Error("a value outlived its time to live")
+	}
+}
