@@ -32,6 +32,7 @@ func main() {
 		DeadLetters:    app.DeadLetters,
 		Logger:         app.Logger,
 		MaxConcurrency: app.Config.BulkMaxConcurrency,
+		PrepareAhead:   app.Config.BulkPrepareAhead,
 		TokenSecretID:  app.Config.TokenSecretID,
 		Metrics:        os.Stdout,
 		FunctionName:   lambdacontext.FunctionName,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestParallelPasswordChanges(t *testing.T) {
@@ -86,7 +87,10 @@ func TestRequestLogHoldsNoSecrets(t *testing.T) {
 	}
 
 	first := reqs[0]
-	want := Request{Time: first.Time, Method: http.MethodPatch,
+	if first.Done.Before(first.Time) {
+		t.Errorf("answered at %v, before it arrived at %v", first.Done, first.Time)
+	}
+	want := Request{Time: first.Time, Done: first.Done, Method: http.MethodPatch,
 		Path:    "/apiops/projects/app/credentials/svc/",
 		RawPath: "/apiops/projects/app/credentials/svc/", Project: "app", Username: "svc",
 		Status: 200, HasAuthorization: true, TokenAccepted: true,
@@ -111,5 +115,48 @@ func TestRequestLogIsBounded(t *testing.T) {
 	if len(reqs) != MaxRequests || reqs[0].Status != 10 {
 		t.Errorf("kept %d requests from status %d, want %d from 10",
 			len(reqs), reqs[0].Status, MaxRequests)
+	}
+}
+
+func TestMostAtOnceCountsTheRequestsAnsweredAtTheSameTime(t *testing.T) {
+	at := func(ms int) time.Time { return time.Unix(0, 0).Add(time.Duration(ms) * time.Millisecond) }
+	span := func(from, to int) Request { return Request{Time: at(from), Done: at(to)} }
+	for _, tc := range []struct {
+		name string
+		reqs []Request
+		want int
+	}{
+		{"no requests", nil, 0},
+		{"one after another, touching", []Request{span(0, 10), span(10, 20), span(20, 30)}, 1},
+		{"three overlapping and one apart", []Request{span(0, 10), span(5, 15), span(8, 12), span(20, 30)}, 3},
+		{"nested", []Request{span(0, 100), span(10, 20), span(30, 40)}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := MostAtOnce(tc.reqs); got != tc.want {
+				t.Errorf("expect %d, got %d", tc.want, got)
+			}
+		})
+	}
+}
+
+func TestTheLogTellsHowManyPasswordChangesRanAtOnce(t *testing.T) {
+	run := start(t, Config{LatencyMS: 300})
+	for i := range 6 {
+		run.SetCredential("app", fmt.Sprintf("user-%d", i), "old")
+	}
+
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() { _, _ = trySend(run.URL, patchCall("app", fmt.Sprintf("user-%d", i), "six")) })
+	}
+	wg.Wait()
+	reqs := run.Requests()
+	if got := MostAtOnce(reqs); got != 6 {
+		t.Errorf("six sent at once: expect 6 at once, got %d", got)
+	}
+	for _, r := range reqs {
+		if d := r.Done.Sub(r.Time); d < 300*time.Millisecond {
+			t.Errorf("%s answered after %v, before its latency", r.Username, d)
+		}
 	}
 }

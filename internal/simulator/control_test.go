@@ -136,7 +136,7 @@ func TestControlCredentialsFaultsRequestsAndReset(t *testing.T) {
 	}
 	var raw []map[string]any
 	_ = json.Unmarshal([]byte(log.body), &raw)
-	wantKeys(t, "logged request", raw[0], "time", "method", "path", "rawPath", "project",
+	wantKeys(t, "logged request", raw[0], "time", "done", "method", "path", "rawPath", "project",
 		"username", "status", "hasAuthorization", "tokenAccepted", "passwordLength")
 
 	// reset forgets everything but the configuration

@@ -1,6 +1,9 @@
 package simulator
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // statusDropped is recorded for a request whose connection a Fault with
 // Drop closed without an answer (nginx's 444, "no response").
@@ -17,7 +20,7 @@ const statusDropped = 444
 // http.ErrAbortHandler, which makes net/http drop the connection or stream
 // unanswered just the same.
 func (s *Server) dropConnection(w http.ResponseWriter, entry *Request) {
-	entry.Status = statusDropped
+	entry.Status, entry.Done = statusDropped, time.Now()
 	s.record(*entry)
 	if sw, ok := w.(*statusWriter); ok {
 		sw.status = statusDropped

@@ -3,6 +3,7 @@ package simulator
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,8 +21,10 @@ const statusClientGone = 499
 // API or to the gateway endpoints (requests to the /_sim/ control API are
 // not recorded). It holds no password, no token and no Authorization value.
 type Request struct {
-	// Time is when the request arrived.
+	// Time is when the request arrived, Done when its answer was written
+	// or it ended without one.
 	Time time.Time `json:"time"`
+	Done time.Time `json:"done"`
 	// Method is the HTTP method.
 	Method string `json:"method"`
 	// Path is the decoded URL path; RawPath is the path as sent, escaped.
@@ -156,6 +159,32 @@ func (s *Server) PasswordChanges(project, username string) int {
 	return 0
 }
 
+// MostAtOnce returns the most of reqs that were being answered at the same
+// instant: the load a client put on the server, from a part of the log.
+func MostAtOnce(reqs []Request) int {
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	edges := make([]edge, 0, 2*len(reqs))
+	for _, r := range reqs {
+		edges = append(edges, edge{r.Time, 1}, edge{r.Done, -1})
+	}
+	// at one instant an answer ends before the next request counts
+	slices.SortFunc(edges, func(a, b edge) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.delta - b.delta
+	})
+	most, now := 0, 0
+	for _, e := range edges {
+		now += e.delta
+		most = max(most, now)
+	}
+	return most
+}
+
 // Requests returns a copy of the request log, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -211,6 +240,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if sw.recorded {
 			return
 		}
+		entry.Done = time.Now()
 		entry.Status = sw.status
 		if entry.Status == 0 {
 			entry.Status = statusClientGone

@@ -57,6 +57,11 @@ type Options struct {
 	// asks Apinizer more often. Waiting for a turn is bounded by the
 	// caller's deadline.
 	MaxRequestsPerSecond float64
+	// MaxConcurrentRequests, when above zero, bounds the requests this
+	// Client has in flight at once (every attempt counts; waiting for a
+	// rate-limit turn counts as in flight). A caller waits for a free slot
+	// until its ctx ends.
+	MaxConcurrentRequests int
 }
 
 // Client calls Apinizer's management API at one base URL. It is safe for
@@ -73,6 +78,7 @@ type Client struct {
 	maxBodyBytes   int64
 	log            *slog.Logger
 	limiter        *rate.Limiter // nil: no limit
+	inFlight       chan struct{} // a slot per request in flight; nil: no bound
 
 	// wait sleeps for d or until ctx ends; tests replace it to see waits.
 	wait func(ctx context.Context, d time.Duration) error
@@ -99,7 +105,7 @@ func New(baseURL string, tokens TokenSource, opts Options) (*Client, error) {
 		return nil, errors.New("apinizer: no token source")
 	}
 	if opts.MaxAttempts < 0 || opts.AttemptTimeout < 0 || opts.InitialBackoff < 0 ||
-		opts.MaxBackoff < 0 || opts.MaxBodyBytes < 0 {
+		opts.MaxBackoff < 0 || opts.MaxBodyBytes < 0 || opts.MaxConcurrentRequests < 0 {
 		return nil, errors.New("apinizer: options must not be negative")
 	}
 
@@ -122,6 +128,9 @@ func New(baseURL string, tokens TokenSource, opts Options) (*Client, error) {
 	}
 	if opts.MaxRequestsPerSecond > 0 {
 		c.limiter = rate.NewLimiter(rate.Limit(opts.MaxRequestsPerSecond), 1)
+	}
+	if opts.MaxConcurrentRequests > 0 {
+		c.inFlight = make(chan struct{}, opts.MaxConcurrentRequests)
 	}
 	if secrets, ok := tokens.(credentialSecret); ok {
 		c.tokens = newExchanger(secrets, c.exchange, c.log)

@@ -51,3 +51,91 @@ func TestMaxRequestsPerSecondSpacesOutConcurrentCalls(t *testing.T) {
 		t.Errorf("ten requests came within %v; the limit allows one per 50 ms", span)
 	}
 }
+
+func TestMaxConcurrentRequestsBoundsTheRequestsInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		bound int
+		want  int32 // the most requests the server sees at once
+	}{
+		{name: "three slots let three in at a time", bound: 3, want: 3},
+		{name: "one slot sends one at a time", bound: 1, want: 1},
+		{name: "no bound lets all twelve in", bound: 0, want: 12},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var inFlight, peak atomic.Int32
+			arrived := make(chan struct{}, 12)
+			release := make(chan struct{})
+			opts := fastOptions()
+			opts.MaxConcurrentRequests = tc.bound
+			hs := newHarness(t, opts, func(w http.ResponseWriter, r *http.Request) {
+				n := inFlight.Add(1)
+				defer inFlight.Add(-1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				arrived <- struct{}{}
+				<-release
+				_, _ = w.Write([]byte(`{"success":true,"deploymentResult":{"success":true,"environmentResults":[]}}`))
+			})
+			var wg sync.WaitGroup
+			errs := make(chan error, 12)
+			for range 12 {
+				wg.Go(func() {
+					_, err := hs.client.ChangePassword(context.Background(), "p", "u", sensitive.New(testPassword))
+					errs <- err
+				})
+			}
+			// let the first wave in, then give the others time to crowd in
+			for range tc.want {
+				<-arrived
+			}
+			time.Sleep(50 * time.Millisecond)
+			close(release)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Errorf("ChangePassword: %v", err)
+				}
+			}
+			if got := peak.Load(); got != tc.want {
+				t.Errorf("most requests in flight at once: expect %d, got %d", tc.want, got)
+			}
+		})
+	}
+}
+
+func TestWaitingForARequestSlotEndsWithTheCallersContext(t *testing.T) {
+	release := make(chan struct{})
+	opts := fastOptions()
+	opts.MaxConcurrentRequests = 1
+	hs := newHarness(t, opts, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		_, _ = w.Write([]byte(`{"success":true,"deploymentResult":{"success":true,"environmentResults":[]}}`))
+	})
+	defer close(release)
+	go func() {
+		_, _ = hs.client.ChangePassword(context.Background(), "p", "busy", sensitive.New(testPassword))
+	}()
+	for hs.requests.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := hs.client.ChangePassword(ctx, "p", "waiting", sensitive.New(testPassword))
+	if err == nil {
+		t.Fatal("expect an error once the context ended, got none")
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Errorf("the wait outlived the context: %v", waited)
+	}
+	if got := hs.requests.Load(); got != 1 {
+		t.Errorf("requests the server saw: expect 1, got %d", got)
+	}
+}

@@ -113,8 +113,18 @@ func (c *Client) do(ctx context.Context, rq *call) (*answer, error) {
 }
 
 // attempt sends one request, bounded by AttemptTimeout, and reads its
-// answer. An error is a failure to get a whole answer.
+// answer, holding one of the MaxConcurrentRequests slots meanwhile. An
+// error is a failure to get a whole answer.
 func (c *Client) attempt(ctx context.Context, rq *call, token sensitive.String) (*answer, error) {
+	if c.inFlight != nil {
+		// a free slot first: the wait is the caller's, not the attempt's
+		select {
+		case c.inFlight <- struct{}{}:
+			defer func() { <-c.inFlight }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a free request slot: %w", ctx.Err())
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 	defer cancel()
 	req, err := newRequest(ctx, rq, token)

@@ -38,10 +38,19 @@ const (
 
 // Handler is the bulk function.
 type Handler struct {
-	Rotator        Rotator
-	DeadLetters    rotation.DeadLetters
-	Logger         *slog.Logger
+	Rotator     Rotator
+	DeadLetters rotation.DeadLetters
+	Logger      *slog.Logger
+	// MaxConcurrency and PrepareAhead bound the records that run at once:
+	// MaxConcurrency (default DefaultMaxConcurrency) plus PrepareAhead
+	// (default none). The Apinizer client bounds its own requests in flight
+	// to MaxConcurrency (lambdaapp wires it so); the records beyond that do
+	// their Secrets Manager reads and write AWSPENDING while the others are
+	// at Apinizer, then wait there for a turn. That hides the Secrets
+	// Manager calls behind Apinizer's latency once a batch has more records
+	// than MaxConcurrency.
 	MaxConcurrency int
+	PrepareAhead   int
 	JobTimeLeft    time.Duration
 	// TokenSecretID is the secret holding the Apinizer token; a job that
 	// names it is refused.
@@ -90,7 +99,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	tokenFailed := make(chan struct{})
 
 	// run every group of records; records of one group run in order
-	sem := make(chan struct{}, h.concurrency())
+	sem := make(chan struct{}, h.concurrency()+max(0, h.PrepareAhead))
 	var wg sync.WaitGroup
 	for _, g := range groups(ev.Records) {
 		wg.Add(1)

@@ -248,6 +248,37 @@ func TestConcurrencyIsBounded(t *testing.T) {
 	}
 }
 
+func TestPrepareAheadRunsThatManyMoreRecordsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name                string
+		concurrency, ahead  int
+		wantPeak, wantFloor int32
+	}{
+		{"three and two ahead run five at once", 3, 2, 5, 4},
+		{"one and none ahead is the sequential loop", 1, 0, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rot := &fakeRotator{delay: 20 * time.Millisecond}
+			h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}, MaxConcurrency: tc.concurrency,
+				PrepareAhead: tc.ahead}
+			var ev events.SQSEvent
+			for i := range 12 {
+				ev.Records = append(ev.Records, msg(fmt.Sprintf("m%d", i), job(fmt.Sprintf("s%d", i))))
+			}
+			resp, err := h.Handle(context.Background(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.BatchItemFailures) != 0 {
+				t.Errorf("batchItemFailures %v, want none", resp.BatchItemFailures)
+			}
+			if p := rot.peak.Load(); p > tc.wantPeak || p < tc.wantFloor {
+				t.Errorf("peak concurrency %d, want %d to %d", p, tc.wantFloor, tc.wantPeak)
+			}
+		})
+	}
+}
+
 func TestDispositionsByOutcome(t *testing.T) {
 	no := false
 	failedDeploy := &rotation.Failure{Err: &apinizer.DeploymentError{Deployment: apinizer.Deployment{

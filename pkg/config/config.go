@@ -22,6 +22,7 @@ const (
 	EnvPasswordLength     = "PASSWORD_LENGTH"
 	EnvExcludeCharacters  = "EXCLUDE_CHARACTERS"
 	EnvBulkMaxConcurrency = "BULK_MAX_CONCURRENCY"
+	EnvBulkPrepareAhead   = "BULK_PREPARE_AHEAD"
 	EnvGatewayURL         = "APINIZER_GATEWAY_URL"
 	EnvGatewayProbePath   = "APINIZER_GATEWAY_PROBE_PATH"
 	EnvMaxRPS             = "APINIZER_MAX_RPS"
@@ -39,6 +40,10 @@ const DefaultExcludeCharacters = "\"#%&'()+,/:;<=>?@[\\]^`{|}~"
 // DefaultBulkMaxConcurrency is sized for one SQS batch of ten records.
 const DefaultBulkMaxConcurrency = 10
 
+// DefaultBulkPrepareAhead lets as many jobs again do their Secrets Manager
+// work while the BulkMaxConcurrency others are at Apinizer.
+const DefaultBulkPrepareAhead = 10
+
 // Config is what both functions need to run.
 type Config struct {
 	BaseURL            string
@@ -46,7 +51,11 @@ type Config struct {
 	DeadLetterQueueURL string
 	PasswordLength     int
 	ExcludeCharacters  string
+	// BulkMaxConcurrency bounds the password changes one warm function has
+	// at Apinizer at once; in the bulk function, BulkPrepareAhead more jobs
+	// may run their Secrets Manager calls meanwhile, waiting for a turn.
 	BulkMaxConcurrency int
+	BulkPrepareAhead   int
 	// GatewayURL, when set, is the Apinizer gateway testSecret checks the
 	// new password against: at GatewayProbePath with Basic auth, or at the
 	// gateway's token endpoint when no probe path is set.
@@ -75,6 +84,21 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		PasswordLength:     DefaultPasswordLength,
 		ExcludeCharacters:  DefaultExcludeCharacters,
 		BulkMaxConcurrency: DefaultBulkMaxConcurrency,
+		BulkPrepareAhead:   DefaultBulkPrepareAhead,
+	}
+
+	// wholeNumber sets *dst from the variable name, when it is set, if it
+	// is a whole number from lo to hi
+	wholeNumber := func(name string, lo, hi int, dst *int) {
+		v := get(name)
+		if v == "" {
+			return
+		}
+		if n, err := strconv.Atoi(v); err != nil || n < lo || n > hi {
+			problems = append(problems, fmt.Sprintf("%s must be a whole number from %d to %d", name, lo, hi))
+		} else {
+			*dst = n
+		}
 	}
 
 	if cfg.BaseURL == "" {
@@ -92,14 +116,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		(u.Scheme != "https" && u.Scheme != "http") {
 		problems = append(problems, EnvDeadLetterQueueURL+" is not a queue URL")
 	}
-	if v := get(EnvPasswordLength); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 16 || n > 4096 {
-			problems = append(problems, EnvPasswordLength+" must be a whole number from 16 to 4096")
-		} else {
-			cfg.PasswordLength = n
-		}
-	}
+	wholeNumber(EnvPasswordLength, 16, 4096, &cfg.PasswordLength)
 	if v, ok := lookup(EnvExcludeCharacters); ok && v != "" {
 		if !printableASCII(v) {
 			problems = append(problems, EnvExcludeCharacters+" must be printable ASCII")
@@ -110,14 +127,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			cfg.ExcludeCharacters = v
 		}
 	}
-	if v := get(EnvBulkMaxConcurrency); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			problems = append(problems, EnvBulkMaxConcurrency+" must be a whole number from 1 to 100")
-		} else {
-			cfg.BulkMaxConcurrency = n
-		}
-	}
+	wholeNumber(EnvBulkMaxConcurrency, 1, 100, &cfg.BulkMaxConcurrency)
+	wholeNumber(EnvBulkPrepareAhead, 0, 100, &cfg.BulkPrepareAhead)
 
 	if v := get(EnvMaxRPS); v != "" {
 		n, err := strconv.ParseFloat(v, 64)

@@ -23,7 +23,7 @@ func TestLoadAppliesDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.PasswordLength != 32 || cfg.ExcludeCharacters != DefaultExcludeCharacters ||
-		cfg.BulkMaxConcurrency != 10 {
+		cfg.BulkMaxConcurrency != 10 || cfg.BulkPrepareAhead != 10 {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 }
@@ -57,6 +57,8 @@ func TestLoadReportsEveryProblemInOneError(t *testing.T) {
 		{"rate not a number", map[string]string{EnvMaxRPS: "fast"}, []string{EnvMaxRPS}},
 		{"rate zero", map[string]string{EnvMaxRPS: "0"}, []string{EnvMaxRPS}},
 		{"concurrency zero", map[string]string{EnvBulkMaxConcurrency: "0"}, []string{EnvBulkMaxConcurrency}},
+		{"prepare-ahead negative", map[string]string{EnvBulkPrepareAhead: "-1"}, []string{EnvBulkPrepareAhead}},
+		{"prepare-ahead too many", map[string]string{EnvBulkPrepareAhead: "101"}, []string{EnvBulkPrepareAhead}},
 		{"queue URL not a URL", map[string]string{EnvDeadLetterQueueURL: "dlq"}, []string{EnvDeadLetterQueueURL}},
 	}
 	for _, tc := range cases {

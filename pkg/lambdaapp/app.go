@@ -62,8 +62,11 @@ func New(ctx context.Context) (*App, error) {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	sm := secretsmanager.NewFromConfig(awsCfg)
+	// the client, not the bulk handler, bounds the password changes at
+	// Apinizer at once: the handler runs a few more jobs beside them
 	client, err := apinizer.New(cfg.BaseURL, apinizer.NewSecretToken(sm, cfg.TokenSecretID),
-		apinizer.Options{Logger: logger, MaxRequestsPerSecond: cfg.MaxRPS})
+		apinizer.Options{Logger: logger, MaxRequestsPerSecond: cfg.MaxRPS,
+			MaxConcurrentRequests: cfg.BulkMaxConcurrency})
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %s: %w", config.EnvBaseURL, err)
 	}

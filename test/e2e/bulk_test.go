@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -196,5 +197,53 @@ func TestAWrongTokenIsOneConfigurationProblemNotADeadLetterFlood(t *testing.T) {
 		if got := check(t, c); !got.Converged() || !got.Rotated {
 			t.Errorf("%s: %+v", c.username, got)
 		}
+	}
+}
+
+func TestABatchLargerThanTheConcurrencyKeepsApinizersLoadWithinIt(t *testing.T) {
+	// the stack's bulk function runs with the defaults: 10 password changes
+	// at Apinizer at once, 10 more jobs prepared beside them
+	const jobs, bound = 25, 10
+	drainDeadLetters(t)
+	useSimulator(t, simulator.Config{LatencyMS: 400})
+	var cs []credential
+	var bodies []string
+	for i := range jobs {
+		c := seedCredential(t, "Orders", "load")
+		cs = append(cs, c)
+		bodies = append(bodies, job(c, fmt.Sprintf("load-%d", i)))
+	}
+	if err := stack.Enqueue(testContext(t), bodies...); err != nil {
+		t.Fatal(err)
+	}
+	b, err := stack.DeliverJobs(testContext(t), stack.Bulk, jobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Event.Records) != jobs || len(b.Response.BatchItemFailures) != 0 {
+		t.Fatalf("delivered %d of %d, failures %v", len(b.Event.Records), jobs, b.Response.BatchItemFailures)
+	}
+	for _, c := range cs {
+		if got := check(t, c); !got.Converged() || !got.Rotated {
+			t.Errorf("%s: %+v", c.username, got)
+		}
+	}
+
+	mine := map[string]bool{}
+	for _, c := range cs {
+		mine[c.username] = true
+	}
+	var changes []simulator.Request
+	for _, r := range stack.Sim.Requests() {
+		if r.Method == http.MethodPatch && mine[r.Username] {
+			changes = append(changes, r)
+		}
+	}
+	if len(changes) != jobs {
+		t.Errorf("password changes: expect %d, got %d", jobs, len(changes))
+	}
+	// at least half the bound shows the jobs ran side by side at all
+	if most := simulator.MostAtOnce(changes); most > bound || most < bound/2 {
+		t.Errorf("password changes at Apinizer at once: expect %d to %d, got %d", bound/2, bound, most)
 	}
 }
