@@ -2,7 +2,9 @@ package apinizer
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -137,5 +139,44 @@ func TestWaitingForARequestSlotEndsWithTheCallersContext(t *testing.T) {
 	}
 	if got := hs.requests.Load(); got != 1 {
 		t.Errorf("requests the server saw: expect 1, got %d", got)
+	}
+}
+
+func TestASlotThatFreesTooCloseToTheDeadlineIsNotTaken(t *testing.T) {
+	release := make(chan struct{})
+	opts := fastOptions() // an attempt needs at least a second
+	opts.MaxConcurrentRequests = 1
+	hs := newHarness(t, opts, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/busy/") {
+			<-release
+		}
+		_, _ = w.Write([]byte(`{"success":true,"deploymentResult":{"success":true,"environmentResults":[]}}`))
+	})
+	busy := make(chan error, 1)
+	go func() {
+		_, err := hs.client.ChangePassword(context.Background(), "p", "busy", sensitive.New(testPassword))
+		busy <- err
+	}()
+	for hs.requests.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+
+	// the slot frees 700 ms into a call that has 1.2 s: 0.5 s is too little
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	time.AfterFunc(700*time.Millisecond, func() { close(release) })
+	_, err := hs.client.ChangePassword(ctx, "p", "late", sensitive.New(testPassword))
+	var e *Error
+	if !errors.As(err, &e) || e.Class != ClassTransient {
+		t.Fatalf("expect a transient *Error, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "nothing was sent") {
+		t.Errorf("expect the error to say nothing was sent, got %q", err)
+	}
+	if err := <-busy; err != nil {
+		t.Errorf("the call holding the slot: %v", err)
+	}
+	if got := hs.requests.Load(); got != 1 {
+		t.Errorf("requests the server saw: expect only the busy one, got %d", got)
 	}
 }

@@ -118,12 +118,11 @@ func (c *Client) do(ctx context.Context, rq *call) (*answer, error) {
 func (c *Client) attempt(ctx context.Context, rq *call, token sensitive.String) (*answer, error) {
 	if c.inFlight != nil {
 		// a free slot first: the wait is the caller's, not the attempt's
-		select {
-		case c.inFlight <- struct{}{}:
-			defer func() { <-c.inFlight }()
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a free request slot: %w", ctx.Err())
+		release, err := c.takeSlot(ctx, rq)
+		if err != nil {
+			return nil, err
 		}
+		defer release()
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
 	defer cancel()
@@ -150,6 +149,30 @@ func (c *Client) attempt(ctx context.Context, rq *call, token sensitive.String) 
 	}
 	return &answer{status: resp.StatusCode, header: resp.Header, body: body, tooLarge: tooLarge,
 		red: newRedactor(rq.password, token.Reveal())}, nil
+}
+
+// takeSlot waits for one of the MaxConcurrentRequests slots, until ctx
+// ends. A slot that comes free with less than an attempt's time left
+// before ctx's deadline is not taken: the request would be cut off midway,
+// with nobody to learn whether Apinizer saved the password.
+func (c *Client) takeSlot(ctx context.Context, rq *call) (release func(), err error) {
+	release = func() { <-c.inFlight }
+	select {
+	case c.inFlight <- struct{}{}:
+		return release, nil
+	default:
+	}
+	select {
+	case c.inFlight <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a free request slot: %w", ctx.Err())
+	}
+	if !c.fits(ctx, 0) {
+		release()
+		return nil, &Error{Op: rq.op, Class: ClassTransient,
+			Message: "a request slot came free too close to the deadline; nothing was sent"}
+	}
+	return release, nil
 }
 
 // failure turns an attempt that did not succeed into an *Error: a non-2xx
