@@ -316,11 +316,28 @@ func checkEnvironment(tmpl map[string]any) []string {
 		}
 		want := names
 		if id == "BulkFunction" {
-			want = append(slices.Clip(names), config.EnvBulkMaxConcurrency)
+			want = append(slices.Clip(names), config.EnvBulkMaxConcurrency, config.EnvBulkPrepareAhead)
 		}
 		for _, name := range want {
 			if _, ok := vars[name]; !ok {
 				problems = append(problems, fmt.Sprintf("%s: environment variable %s is not set", id, name))
+			}
+		}
+
+		// a parameter that allows what the function refuses would deploy,
+		// then fail every invocation
+		for name, limits := range config.WholeNumbers {
+			param, _ := dig(vars[name], "Ref").(string)
+			if param == "" {
+				continue
+			}
+			lo, loOK := dig(tmpl, "Parameters", param, "MinValue").(int)
+			hi, hiOK := dig(tmpl, "Parameters", param, "MaxValue").(int)
+			if !loOK || !hiOK || lo < limits[0] || hi > limits[1] {
+				problems = append(problems, fmt.Sprintf(
+					"%s: parameter %s for %s must allow %d to %d at most (MinValue, MaxValue), has %v to %v",
+					id, param, name, limits[0], limits[1], dig(tmpl, "Parameters", param, "MinValue"),
+					dig(tmpl, "Parameters", param, "MaxValue")))
 			}
 		}
 	}
@@ -365,6 +382,15 @@ func TestCheckBuildAndEnvironmentCatchEachMistake(t *testing.T) {
 		{"the bulk concurrency under another name", checkEnvironment,
 			"BULK_MAX_CONCURRENCY:", "MAX_CONCURRENCY:",
 			"BulkFunction: environment variable BULK_MAX_CONCURRENCY is not set"},
+		{"no prepare-ahead for the bulk function", checkEnvironment,
+			"          BULK_PREPARE_AHEAD: !Ref BulkPrepareAhead\n", "",
+			"BulkFunction: environment variable BULK_PREPARE_AHEAD is not set"},
+		{"a prepare-ahead parameter wider than the function takes", checkEnvironment,
+			"    Default: 10\n    MinValue: 0\n    MaxValue: 100\n", "    Default: 10\n    MinValue: 0\n    MaxValue: 500\n",
+			"parameter BulkPrepareAhead for BULK_PREPARE_AHEAD must allow 0 to 100"},
+		{"a password length parameter below what the function takes", checkEnvironment,
+			"    MinValue: 16\n", "    MinValue: 8\n",
+			"parameter PasswordLength for PASSWORD_LENGTH must allow 16 to 4096"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

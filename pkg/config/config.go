@@ -44,6 +44,15 @@ const DefaultBulkMaxConcurrency = 10
 // work while the BulkMaxConcurrency others are at Apinizer.
 const DefaultBulkPrepareAhead = 10
 
+// WholeNumbers are the variables that take a whole number, each with the
+// least and the most it may be. The template's parameters for them keep
+// within these (a test in deploy checks it).
+var WholeNumbers = map[string][2]int{
+	EnvPasswordLength:     {16, 4096},
+	EnvBulkMaxConcurrency: {1, 100},
+	EnvBulkPrepareAhead:   {0, 100},
+}
+
 // Config is what both functions need to run.
 type Config struct {
 	BaseURL            string
@@ -88,12 +97,13 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 	}
 
 	// wholeNumber sets *dst from the variable name, when it is set, if it
-	// is a whole number from lo to hi
-	wholeNumber := func(name string, lo, hi int, dst *int) {
+	// is a whole number within its WholeNumbers range
+	wholeNumber := func(name string, dst *int) {
 		v := get(name)
 		if v == "" {
 			return
 		}
+		lo, hi := WholeNumbers[name][0], WholeNumbers[name][1]
 		if n, err := strconv.Atoi(v); err != nil || n < lo || n > hi {
 			problems = append(problems, fmt.Sprintf("%s must be a whole number from %d to %d", name, lo, hi))
 		} else {
@@ -116,7 +126,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		(u.Scheme != "https" && u.Scheme != "http") {
 		problems = append(problems, EnvDeadLetterQueueURL+" is not a queue URL")
 	}
-	wholeNumber(EnvPasswordLength, 16, 4096, &cfg.PasswordLength)
+	wholeNumber(EnvPasswordLength, &cfg.PasswordLength)
 	if v, ok := lookup(EnvExcludeCharacters); ok && v != "" {
 		if !printableASCII(v) {
 			problems = append(problems, EnvExcludeCharacters+" must be printable ASCII")
@@ -127,8 +137,8 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			cfg.ExcludeCharacters = v
 		}
 	}
-	wholeNumber(EnvBulkMaxConcurrency, 1, 100, &cfg.BulkMaxConcurrency)
-	wholeNumber(EnvBulkPrepareAhead, 0, 100, &cfg.BulkPrepareAhead)
+	wholeNumber(EnvBulkMaxConcurrency, &cfg.BulkMaxConcurrency)
+	wholeNumber(EnvBulkPrepareAhead, &cfg.BulkPrepareAhead)
 
 	if v := get(EnvMaxRPS); v != "" {
 		n, err := strconv.ParseFloat(v, 64)

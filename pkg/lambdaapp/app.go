@@ -31,6 +31,18 @@ const (
 	versionCacheTTL  = 5 * time.Minute
 )
 
+// NewRetryer is the AWS SDK retryer of both functions: the standard one,
+// five attempts, and no client-side retry quota. A batch shares one client
+// among its goroutines; with the quota, a burst of throttled calls would
+// empty it and then fail together, instead of each being retried within
+// its own bound.
+func NewRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.RateLimiter = ratelimit.None
+		o.MaxAttempts = 5
+	})
+}
+
 // App holds what a function needs for every invocation, built once per
 // cold start.
 type App struct {
@@ -49,15 +61,7 @@ func New(ctx context.Context) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	// a batch shares one client among its goroutines: without the client
-	// side retry quota a burst of throttled calls is retried, each within
-	// its own bound, instead of failing together once the quota is empty
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.RateLimiter = ratelimit.None
-			o.MaxAttempts = 5
-		})
-	}))
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(NewRetryer))
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}

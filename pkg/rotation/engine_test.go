@@ -212,6 +212,7 @@ func TestR6TestSecretAloneDoesNoHarm(t *testing.T) {
 func TestR7PendingReadsNameTheVersionAndTheStage(t *testing.T) {
 	f := newFixture(seed)
 	f.rotate(t, token)
+	pendingReads := 0
 	for _, in := range f.sm.gets {
 		if in.VersionId != nil && aws.ToString(in.VersionStage) != stagePending {
 			t.Errorf("read of version %s without AWSPENDING", aws.ToString(in.VersionId))
@@ -219,6 +220,16 @@ func TestR7PendingReadsNameTheVersionAndTheStage(t *testing.T) {
 		if in.VersionStage == nil {
 			t.Error("a read names no stage")
 		}
+		// by stage alone, a version someone else staged would be read
+		if aws.ToString(in.VersionStage) == stagePending {
+			pendingReads++
+			if got := aws.ToString(in.VersionId); got != token {
+				t.Errorf("a read of AWSPENDING names version %q, expect the token %q", got, token)
+			}
+		}
+	}
+	if pendingReads == 0 {
+		t.Error("no read of the pending value was made; the test shows nothing")
 	}
 }
 
