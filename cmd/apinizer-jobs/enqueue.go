@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -163,6 +164,8 @@ func parseEnqueue(args []string, stderr io.Writer) (*enqueueFlags, int, bool) {
 	}
 	if f.queueURL == "" {
 		errs = append(errs, errors.New("--queue-url is required"))
+	} else if err := checkQueueURL("--queue-url", f.queueURL); err != nil {
+		errs = append(errs, err)
 	}
 	if len(f.ids) == 0 && !f.stdin && len(f.files) == 0 && f.prefix == "" && f.tag == "" &&
 		f.project == "" {
@@ -178,6 +181,8 @@ func parseEnqueue(args []string, stderr io.Writer) (*enqueueFlags, int, bool) {
 	if f.project != "" {
 		if f.apinizerURL == "" || f.tokenSecretID == "" {
 			errs = append(errs, errors.New("--project needs --apinizer-url and --token-secret-id"))
+		} else if err := apinizer.CheckBaseURL(f.apinizerURL); err != nil {
+			errs = append(errs, fmt.Errorf("--apinizer-url: %s", strings.TrimPrefix(err.Error(), "apinizer: ")))
 		}
 		if err := jobqueue.CheckNameTemplate(f.nameTemplate); err != nil {
 			errs = append(errs, fmt.Errorf("--name-template: %w", err))

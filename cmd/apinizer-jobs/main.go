@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -101,6 +102,18 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 		return nil, exitUsage, false // the flag package printed why, and the usage
 	}
 	return positional, 0, true
+}
+
+// checkQueueURL tells whether v, given as flag, looks like a queue URL:
+// http or https with a host. A dry run sends nothing, so this is the only
+// check it gets.
+func checkQueueURL(flag, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("%s %q is not a queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)",
+			flag, v)
+	}
+	return nil
 }
 
 // usageError prints a usage problem of a subcommand and returns exitUsage.

@@ -37,6 +37,12 @@ func runCmd(stdin string, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
+// Queue URLs for runs that never reach SQS.
+const (
+	qURL   = "https://sqs.example/1/q"
+	dlqURL = "https://sqs.example/1/dlq"
+)
+
 func TestUsage(t *testing.T) {
 	tests := []struct {
 		name string
@@ -49,30 +55,39 @@ func TestUsage(t *testing.T) {
 		{"help", []string{"help"}, exitOK, "apinizer-jobs enqueue --queue-url URL"},
 		{"enqueue -h", []string{"enqueue", "-h"}, exitOK, ""},
 		{"enqueue without a queue", []string{"enqueue", "a"}, exitUsage, "--queue-url is required"},
-		{"enqueue without secrets", []string{"enqueue", "--queue-url", "q"}, exitUsage,
+		{"enqueue without secrets", []string{"enqueue", "--queue-url", qURL}, exitUsage,
 			"no secrets given"},
-		{"an unknown flag", []string{"enqueue", "--queue-url", "q", "--fast", "a"}, exitUsage,
+		{"an unknown flag", []string{"enqueue", "--queue-url", qURL, "--fast", "a"}, exitUsage,
 			"flag provided but not defined: -fast"},
-		{"a bad tag", []string{"enqueue", "--queue-url", "q", "--tag", "rotate"}, exitUsage,
+		{"a bad tag", []string{"enqueue", "--queue-url", qURL, "--tag", "rotate"}, exitUsage,
 			`tag "rotate" is not Key=Value`},
-		{"a bad job id", []string{"enqueue", "--queue-url", "q", "--job-id", "a b", "x"}, exitUsage,
+		{"a bad job id", []string{"enqueue", "--queue-url", qURL, "--job-id", "a b", "x"}, exitUsage,
 			"--job-id"},
-		{"a project without Apinizer", []string{"enqueue", "--queue-url", "q", "--project", "P"},
+		{"a project without Apinizer", []string{"enqueue", "--queue-url", qURL, "--project", "P"},
 			exitUsage, "--project needs --apinizer-url and --token-secret-id"},
-		{"a template without a project", []string{"enqueue", "--queue-url", "q",
+		{"a template without a project", []string{"enqueue", "--queue-url", qURL,
 			"--name-template", "x/{username}", "a"}, exitUsage, "go with --project"},
-		{"a template without the username", []string{"enqueue", "--queue-url", "q",
+		{"a template without the username", []string{"enqueue", "--queue-url", qURL,
 			"--project", "P", "--apinizer-url", "https://a", "--token-secret-id", "t",
 			"--name-template", "x/{project}"}, exitUsage, "has no {username}"},
 		{"redrive -h", []string{"redrive", "-h"}, exitOK, ""},
-		{"redrive without queues", []string{"redrive", "--dlq-url", "d"}, exitUsage,
+		{"redrive without queues", []string{"redrive", "--dlq-url", dlqURL}, exitUsage,
 			"--dlq-url and --queue-url are required"},
-		{"redrive with an argument", []string{"redrive", "--dlq-url", "d", "--queue-url", "q", "x"},
+		{"redrive with an argument", []string{"redrive", "--dlq-url", dlqURL, "--queue-url", qURL, "x"},
 			exitUsage, `unexpected argument "x"`},
-		{"redrive with a bad reason", []string{"redrive", "--dlq-url", "d", "--queue-url", "q",
+		{"redrive with a bad reason", []string{"redrive", "--dlq-url", dlqURL, "--queue-url", qURL,
 			"--reason", "oops"}, exitUsage, `reason "oops" is none of`},
-		{"redrive with a fractional timeout", []string{"redrive", "--dlq-url", "d",
-			"--queue-url", "q", "--visibility-timeout", "1500ms"}, exitUsage, "whole seconds"},
+		{"redrive with a fractional timeout", []string{"redrive", "--dlq-url", dlqURL,
+			"--queue-url", qURL, "--visibility-timeout", "1500ms"}, exitUsage, "whole seconds"},
+		{"redrive with no visibility timeout", []string{"redrive", "--dlq-url", dlqURL,
+			"--queue-url", qURL, "--visibility-timeout", "0s"}, exitUsage, "from 1s to 12h"},
+		{"redrive to a queue that is no URL", []string{"redrive", "--dlq-url", dlqURL,
+			"--queue-url", "jobs"}, exitUsage, `--queue-url "jobs" is not a queue URL`},
+		{"a dry run to a queue that is no URL", []string{"enqueue", "--queue-url", "notaurl",
+			"--dry-run", "a"}, exitUsage, `--queue-url "notaurl" is not a queue URL`},
+		{"Apinizer over plain http, refused before any AWS call", []string{"enqueue",
+			"--queue-url", qURL, "--project", "P", "--apinizer-url", "http://apinizer.example",
+			"--token-secret-id", "t"}, exitUsage, "--apinizer-url: base URL host"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,7 +124,7 @@ summary (dry run, nothing sent): found 4, would enqueue 3, failed 0, skipped dup
 }
 
 func TestEnqueueDefaultJobIDIsOnePerRun(t *testing.T) {
-	r := runCmd("", "enqueue", "--queue-url", "q", "--dry-run", "a", "b")
+	r := runCmd("", "enqueue", "--queue-url", qURL, "--dry-run", "a", "b")
 	lines := strings.Split(r.stdout, "\n")
 	jobID, ok := strings.CutPrefix(lines[1], "job id: ")
 	if !ok || !strings.HasPrefix(jobID, "enqueue-") ||

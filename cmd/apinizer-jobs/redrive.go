@@ -67,8 +67,14 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if opts.DLQURL == "" || opts.QueueURL == "" {
 		return usageError(stderr, "redrive", errors.New("--dlq-url and --queue-url are required"))
 	}
-	if opts.VisibilityTimeout%time.Second != 0 {
-		return usageError(stderr, "redrive", errors.New("--visibility-timeout must be whole seconds"))
+	if opts.VisibilityTimeout%time.Second != 0 || opts.VisibilityTimeout <= 0 {
+		return usageError(stderr, "redrive", errors.New("--visibility-timeout must be whole seconds, "+
+			"from 1s to 12h"))
+	}
+	for _, q := range []struct{ flag, url string }{{"--dlq-url", opts.DLQURL}, {"--queue-url", opts.QueueURL}} {
+		if err := checkQueueURL(q.flag, q.url); err != nil {
+			return usageError(stderr, "redrive", err)
+		}
 	}
 	if err := opts.Check(); err != nil {
 		return usageError(stderr, "redrive", err)
