@@ -27,7 +27,7 @@ import (
 
 // Names the stack gives to what it creates.
 const (
-	TokenSecretName     = "apinizer/token"
+	TokenSecretName     = "apinizer-token"
 	JobQueueName        = "apinizer-bulk-jobs"
 	DeadLetterQueueName = "apinizer-dead-letter"
 	// RotationLambdaARN is the rotation function as the secrets name it.
