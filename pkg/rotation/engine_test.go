@@ -125,14 +125,32 @@ func TestR2FinishWithNoCurrentVersionPromotesWithoutRemoval(t *testing.T) {
 }
 
 func TestR3ASecretWithNoValueFailsAtOnceAndSendsNothing(t *testing.T) {
-	f := newFixture("")
-	f.sm.startRotation(token)
-	err := f.step(t, StepCreate, token)
-	if err == nil || !strings.Contains(err.Error(), "seed it first") {
-		t.Fatalf("want a seed-it-first error, got %v", err)
-	}
-	if !errors.Is(err, ErrInvalidSecret) || len(f.api.sent) != 0 {
-		t.Error("not an invalid secret, or something was sent")
+	for _, tc := range []struct {
+		name  string
+		value *string // AWSCURRENT's value; nil: no version holds AWSCURRENT
+	}{
+		{"no current version", nil},
+		{"an empty string", aws.String("")},
+		{"only blanks", aws.String(" \n\t")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture("")
+			if tc.value != nil {
+				f.sm.values["v-current"] = tc.value
+				f.sm.stages["v-current"] = []string{stageCurrent}
+			}
+			f.sm.startRotation(token)
+			err := f.step(t, StepCreate, token)
+			if err == nil || !strings.Contains(err.Error(), "seed the secret first") {
+				t.Fatalf("expect a seed-the-secret-first error, got %v", err)
+			}
+			if !errors.Is(err, ErrInvalidSecret) {
+				t.Errorf("expect ErrInvalidSecret, got %v", err)
+			}
+			if len(f.api.sent) != 0 || len(f.sm.puts) != 0 {
+				t.Errorf("sent %d to Apinizer, wrote %d versions; expect neither", len(f.api.sent), len(f.sm.puts))
+			}
+		})
 	}
 }
 

@@ -66,7 +66,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 		return e.superseded(ctx, log, s, token, nil)
 	}
 	if currentVersion == "" {
-		return res, fmt.Errorf("%w: secret %s has no current value: seed it first", ErrInvalidSecret, secretID)
+		return res, errNoCurrentValue(secretID)
 	}
 	current, err := e.current(ctx, s)
 	if err != nil {

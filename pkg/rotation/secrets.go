@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -133,9 +134,8 @@ func (e *Engine) current(ctx context.Context, s secret) (Credential, error) {
 	if err != nil {
 		return Credential{}, err
 	}
-	if !found {
-		return Credential{}, fmt.Errorf("%w: secret %s has no current value: seed it first with "+
-			`{"projectName": ..., "username": ..., "password": ...}`, ErrInvalidSecret, s.id)
+	if !found || strings.TrimSpace(v) == "" {
+		return Credential{}, errNoCurrentValue(s.id)
 	}
 	c, err := ParseCredential(v)
 	if err != nil {
@@ -143,6 +143,13 @@ func (e *Engine) current(ctx context.Context, s secret) (Credential, error) {
 	}
 	e.Cache.put(s.arn, readID, c)
 	return c, nil
+}
+
+// errNoCurrentValue is the error for a secret with nothing, or only
+// blanks, in AWSCURRENT: infrastructure code made it empty (case R3).
+func errNoCurrentValue(secretID string) error {
+	return fmt.Errorf("%w: secret %s has no current value: seed the secret first with "+
+		`{"projectName": ..., "username": ..., "password": ...}`, ErrInvalidSecret, secretID)
 }
 
 // pending returns the parsed value of version id, which DescribeSecret
