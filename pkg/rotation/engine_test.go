@@ -205,9 +205,11 @@ func TestR6TestSecretAloneDoesNoHarm(t *testing.T) {
 	cases := []struct {
 		name    string
 		pending *string
+		verdict string // the step's log line for it
 	}{
-		{"pending is a copy of current", aws.String(seed)},
-		{"pending has no value", nil},
+		{"pending is a copy of current", aws.String(seed),
+			`"msg":"pending value is a copy of the current one; nothing was rotated"`},
+		{"pending has no value", nil, `"msg":"pending version has no value; nothing to test"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,8 +222,9 @@ func TestR6TestSecretAloneDoesNoHarm(t *testing.T) {
 			if len(f.api.sent) != 0 || f.sm.calls["PutSecretValue"]+f.sm.calls["UpdateSecretVersionStage"] != 0 {
 				t.Error("testSecret sent or wrote something")
 			}
-			if !strings.Contains(f.logs.String(), "testSecret") {
-				t.Error("no verdict logged")
+			if logs := f.logs.String(); !strings.Contains(logs, tc.verdict) ||
+				!strings.Contains(logs, `"step":"testSecret"`) {
+				t.Errorf("expect the verdict %s in the testSecret step's log, got\n%s", tc.verdict, logs)
 			}
 		})
 	}
