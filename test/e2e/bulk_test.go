@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apinizer-rotation/rotator/internal/simulator"
+	"github.com/apinizer-rotation/rotator/internal/standin"
 	"github.com/apinizer-rotation/rotator/pkg/apinizer"
 	"github.com/apinizer-rotation/rotator/pkg/deadletter"
 )
@@ -155,13 +157,7 @@ func TestAJobDeliveredAgainAfterItFinishedDoesNotRotateTwice(t *testing.T) {
 
 func TestAWrongTokenIsOneConfigurationProblemNotADeadLetterFlood(t *testing.T) {
 	drainDeadLetters(t)
-	var cs []credential
-	var bodies []string
-	for i := range 4 {
-		c := seedCredential(t, "Orders", "token")
-		cs = append(cs, c)
-		bodies = append(bodies, job(c, fmt.Sprintf("tok-%d", i)))
-	}
+	cs, bodies := seedJobs(t, 4, "token", "tok")
 	// Apinizer stops accepting the token the functions hold
 	stack.Sim.SetConfig(simulator.Config{Tokens: []string{"another-token"}})
 	t.Cleanup(func() { stack.Sim.SetConfig(simulator.Config{Tokens: []string{stack.Token}}) })
@@ -246,4 +242,81 @@ func TestABatchLargerThanTheConcurrencyKeepsApinizersLoadWithinIt(t *testing.T) 
 	if most := simulator.MostAtOnce(changes); most > bound || most < bound/2 {
 		t.Errorf("password changes at Apinizer at once: expect %d to %d, got %d", bound/2, bound, most)
 	}
+}
+
+// S8 through the built function: ten jobs of 2.5 s each, one at a time,
+// with 20 s before the deadline. The jobs that cannot finish in time are
+// not started and are reported; none is cut off at Apinizer; the answer
+// comes before the function times out.
+func TestJobsThatCannotFinishBeforeTheDeadlineAreReportedNotCutOff(t *testing.T) {
+	const timeout = 20 * time.Second
+	drainDeadLetters(t)
+	useSimulator(t, simulator.Config{LatencyMS: 2500})
+	fn, err := standin.StartFunction(testContext(t), stack.RIE, standin.FunctionOptions{
+		Name: "apinizer-bulk-one-at-a-time", Bootstrap: stack.BulkBootstrap, Timeout: timeout,
+		Env:       append(slices.Clip(stack.FunctionEnv), "BULK_MAX_CONCURRENCY=1", "BULK_PREPARE_AHEAD=0"),
+		LogWriter: &logs,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fn.Stop()
+
+	cs, bodies := seedJobs(t, 10, "deadline", "deadline")
+	if err := stack.Enqueue(testContext(t), bodies...); err != nil {
+		t.Fatal(err)
+	}
+	b, err := stack.DeliverJobs(testContext(t), fn, len(bodies))
+	if err != nil {
+		t.Fatal(err) // a timed-out invocation fails the whole batch
+	}
+	if b.Invocation >= timeout {
+		t.Errorf("answered after %v, not before the %v deadline", b.Invocation, timeout)
+	}
+	reported := map[string]bool{}
+	for _, f := range b.Response.BatchItemFailures {
+		reported[f.ItemIdentifier] = true
+	}
+	if len(reported) == 0 || len(reported) == len(bodies) {
+		t.Fatalf("reported %d of %d; expect the ones without time, some but not all", len(reported), len(bodies))
+	}
+
+	// each job either rotated or was never started; none reached Apinizer
+	// and was given up on there
+	byUser := map[string][]simulator.Request{}
+	for _, r := range stack.Sim.Requests() {
+		if r.Method == http.MethodPatch {
+			byUser[r.Username] = append(byUser[r.Username], r)
+		}
+	}
+	for i, r := range b.Event.Records {
+		c := cs[slices.IndexFunc(cs, func(c credential) bool { return strings.Contains(r.Body, c.arn) })]
+		got := check(t, c)
+		switch {
+		case reported[r.MessageId] && (len(byUser[c.username]) != 0 || got.Rotated):
+			t.Errorf("record %d was reported, yet it started: %d changes, %+v", i, len(byUser[c.username]), got)
+		case !reported[r.MessageId] && (!got.Converged() || !got.Rotated):
+			t.Errorf("record %d was acknowledged but did not rotate: %+v", i, got)
+		}
+		for _, req := range byUser[c.username] {
+			if req.Status != http.StatusOK {
+				t.Errorf("record %d: a password change answered %d (499: cut off)", i, req.Status)
+			}
+		}
+	}
+	t.Logf("%d of %d started, answered after %v", len(bodies)-len(reported), len(bodies), b.Invocation)
+}
+
+// seedJobs seeds n credentials of project Orders named after user and
+// returns them with one job body each, job ids jobPrefix-0, jobPrefix-1...
+func seedJobs(t *testing.T, n int, user, jobPrefix string) ([]credential, []string) {
+	t.Helper()
+	var cs []credential
+	var bodies []string
+	for i := range n {
+		c := seedCredential(t, "Orders", user)
+		cs = append(cs, c)
+		bodies = append(bodies, job(c, fmt.Sprintf("%s-%d", jobPrefix, i)))
+	}
+	return cs, bodies
 }
