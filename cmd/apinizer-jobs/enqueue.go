@@ -47,16 +47,18 @@ Flags:
   --token-secret-id ID   the secret holding the Apinizer token
   --name-template T      secret name of a credential, from {project} and
                          {username} (default "apinizer/{project}/{username}")
+  --exclude ID           never enqueue this secret, by name or ARN
+                         (repeatable); --token-secret-id is always excluded
 
 Prints every failure and a summary (found, enqueued, failed, skipped
-duplicates); exits 1 if any id was not enqueued.
+duplicates, excluded); exits 1 if any id was not enqueued.
 `
 
 // enqueueFlags are the parsed flags of "enqueue".
 type enqueueFlags struct {
 	queueURL, jobID                     string
 	dryRun, progress                    bool
-	files                               listFlag
+	files, exclude                      listFlag
 	prefix, tag                         string
 	project, apinizerURL, tokenSecretID string
 	nameTemplate                        string
@@ -106,7 +108,12 @@ func runEnqueue(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	ids = append(ids, listed...)
 
 	// send, or on a dry run only check
-	opts := jobqueue.EnqueueOptions{QueueURL: f.queueURL, JobID: f.jobID, DryRun: f.dryRun}
+	opts := jobqueue.EnqueueOptions{QueueURL: f.queueURL, JobID: f.jobID, DryRun: f.dryRun,
+		Exclude: f.exclude}
+	if f.tokenSecretID != "" {
+		// the token is no credential: a job for it could only fail
+		opts.Exclude = append(opts.Exclude, f.tokenSecretID)
+	}
 	if f.progress {
 		opts.Progress = stderr
 	}
@@ -142,6 +149,7 @@ func parseEnqueue(args []string, stderr io.Writer) (*enqueueFlags, int, bool) {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the jobs; send nothing")
 	fs.BoolVar(&f.progress, "progress", false, "print progress to stderr")
 	fs.Var(&f.files, "file", "a file of secret ids")
+	fs.Var(&f.exclude, "exclude", "a secret never to enqueue")
 	fs.StringVar(&f.prefix, "prefix", "", "secret name prefix")
 	fs.StringVar(&f.tag, "tag", "", "secret tag Key=Value")
 	fs.StringVar(&f.project, "project", "", "Apinizer project")
@@ -171,6 +179,12 @@ func parseEnqueue(args []string, stderr io.Writer) (*enqueueFlags, int, bool) {
 		f.project == "" {
 		errs = append(errs, errors.New("no secrets given: name them, or use -, --file, "+
 			"--prefix, --tag or --project"))
+	}
+	for _, x := range f.exclude {
+		if strings.TrimSpace(x) == "" {
+			errs = append(errs, errors.New("--exclude: an empty secret id"))
+			break
+		}
 	}
 	if f.tag != "" {
 		var err error

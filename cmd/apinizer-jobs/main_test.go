@@ -70,6 +70,8 @@ func TestUsage(t *testing.T) {
 		{"a template without the username", []string{"enqueue", "--queue-url", qURL,
 			"--project", "P", "--apinizer-url", "https://a", "--token-secret-id", "t",
 			"--name-template", "x/{project}"}, exitUsage, "has no {username}"},
+		{"an empty exclusion", []string{"enqueue", "--queue-url", qURL, "--exclude", " ", "a"},
+			exitUsage, "--exclude: an empty secret id"},
 		{"redrive -h", []string{"redrive", "-h"}, exitOK, ""},
 		{"redrive without queues", []string{"redrive", "--dlq-url", dlqURL}, exitUsage,
 			"--dlq-url and --queue-url are required"},
@@ -116,7 +118,7 @@ job id: j-1
 would send {"secretId":"a","jobId":"j-1"}
 would send {"secretId":"b","jobId":"j-1"}
 would send {"secretId":"-c","jobId":"j-1"}
-summary (dry run, nothing sent): found 4, would enqueue 3, failed 0, skipped duplicates 1
+summary (dry run, nothing sent): found 4, would enqueue 3, failed 0, skipped duplicates 1, excluded 0
 `
 	if r.code != exitOK || r.stdout != want {
 		t.Errorf("exit %d\n%s\nwant\n%s\nstderr: %s", r.code, r.stdout, want, r.stderr)
@@ -268,6 +270,10 @@ func TestEnqueueAgainstMoto(t *testing.T) {
 		{"from stdin", base + "c\n" + base + "a\n", []string{"-", base + "b"},
 			jobs("j", base+"a", base+"b", base+"c")},
 		{"by prefix", "", []string{"--prefix", base}, jobs("j", base+"a", base+"b", base+"c")},
+		// the token secret under the same prefix gets no job, by name or ARN
+		{"by prefix, excluding one", "", []string{"--prefix", base, "--exclude", base + "b",
+			"--exclude", "arn:aws:secretsmanager:us-east-1:123456789012:secret:" + base + "c-AbCdEf"},
+			jobs("j", base+"a")},
 		{"by tag", "", []string{"--tag", "rotate=now"}, nil}, // checked below: other tests' secrets match
 		{"by prefix and tag", "", []string{"--prefix", base, "--tag", "rotate=now"},
 			jobs("j", base+"a", base+"c")},
@@ -314,7 +320,7 @@ func TestEnqueueFailsForAnInvalidIDAndShowsProgress(t *testing.T) {
 		t.Errorf("exit %d, want %d", r.code, exitFailed)
 	}
 	for _, line := range []string{
-		"summary: found 3, enqueued 1, failed 1, skipped duplicates 1\n",
+		"summary: found 3, enqueued 1, failed 1, skipped duplicates 1, excluded 0\n",
 		`failed bad id: invalid bulk job: "secretId" must be printable ASCII without spaces` + "\n",
 	} {
 		if !strings.Contains(r.stdout, line) {

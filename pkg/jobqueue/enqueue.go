@@ -21,6 +21,10 @@ type EnqueueOptions struct {
 	// Progress, when not nil, gets a line of counts about once a second
 	// and one at the end.
 	Progress io.Writer
+	// Exclude names secrets (names or ARNs) that get no job even when an
+	// id names them, by name or by ARN: the secret holding the Apinizer
+	// token, when a prefix or tag covers it.
+	Exclude []string
 }
 
 // Job is one job to send: its secret and its message.
@@ -50,6 +54,8 @@ type EnqueueReport struct {
 	Found int
 	// Duplicates counts the repeats dropped.
 	Duplicates int
+	// Excluded counts the distinct ids dropped because Exclude names them.
+	Excluded int
 	// Jobs are the valid jobs, in order: those sent, or on a dry run those
 	// that would have been.
 	Jobs []Job
@@ -97,6 +103,10 @@ func enqueue(ctx context.Context, s *batchSender, ids []string, opts EnqueueOpti
 	// build and check every job
 	fifo := isFIFO(opts.QueueURL)
 	for _, id := range unique {
+		if excluded(id, opts.Exclude) {
+			r.Excluded++
+			continue
+		}
 		body := jobBody(id, opts.JobID)
 		job, err := bulk.ParseJob(body)
 		if err == nil && job.SecretID != id {
@@ -141,6 +151,16 @@ func enqueue(ctx context.Context, s *batchSender, ids []string, opts EnqueueOpti
 	return r, nil
 }
 
+// excluded reports whether id names one of the secrets in exclude.
+func excluded(id string, exclude []string) bool {
+	for _, x := range exclude {
+		if bulk.SameSecret(id, x) {
+			return true
+		}
+	}
+	return false
+}
+
 // CheckJobID accepts a job id the bulk function takes: 1 to 128 printable
 // ASCII characters without spaces.
 func CheckJobID(id string) error {
@@ -175,10 +195,11 @@ func (r *EnqueueReport) Write(w io.Writer) error {
 			}
 		}
 		pw.printf("summary (dry run, nothing sent): found %d, would enqueue %d, "+
-			"failed %d, skipped duplicates %d\n", r.Found, len(r.Jobs), len(r.Failed), r.Duplicates)
+			"failed %d, skipped duplicates %d, excluded %d\n", r.Found, len(r.Jobs), len(r.Failed),
+			r.Duplicates, r.Excluded)
 	} else {
-		pw.printf("summary: found %d, enqueued %d, failed %d, skipped duplicates %d\n",
-			r.Found, r.Enqueued, len(r.Failed), r.Duplicates)
+		pw.printf("summary: found %d, enqueued %d, failed %d, skipped duplicates %d, excluded %d\n",
+			r.Found, r.Enqueued, len(r.Failed), r.Duplicates, r.Excluded)
 	}
 	for _, f := range r.Failed {
 		pw.printf("failed %s: %s\n", f.ID, f.Reason)

@@ -301,12 +301,40 @@ func TestEnqueueDropsDuplicatesAndInvalidIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, line := range []string{
-		"summary: found 8, enqueued 3, failed 2, skipped duplicates 3",
+		"summary: found 8, enqueued 3, failed 2, skipped duplicates 3, excluded 0",
 		`failed has space: invalid bulk job: "secretId" must be printable ASCII without spaces`,
 	} {
 		if !strings.Contains(out.String(), line+"\n") {
 			t.Errorf("report lacks %q:\n%s", line, out.String())
 		}
+	}
+}
+
+func TestEnqueueSkipsExcludedSecretsByNameOrARN(t *testing.T) {
+	fake := &fakeSQS{}
+	arn := "arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/token-AbCdEf"
+	ids := []string{"apinizer/orders/a", arn, "apinizer/token", "apinizer/orders/b", "apinizer/token2"}
+	var waits []time.Duration
+	r, err := enqueue(t.Context(), testSender(fake, standardURL, &waits), ids,
+		EnqueueOptions{QueueURL: standardURL, JobID: "j", Exclude: []string{"apinizer/token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"secretId":"apinizer/orders/a","jobId":"j"} {"secretId":"apinizer/orders/b","jobId":"j"} ` +
+		`{"secretId":"apinizer/token2","jobId":"j"}`
+	if got := strings.Join(fake.bodies(), " "); got != want {
+		t.Errorf("sent %s, want %s", got, want)
+	}
+	if r.Found != 5 || r.Excluded != 2 || r.Enqueued != 3 || !r.OK() {
+		t.Errorf("report = found %d, excluded %d, enqueued %d, failed %v", r.Found, r.Excluded,
+			r.Enqueued, r.Failed)
+	}
+	var out bytes.Buffer
+	if err := r.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if line := "summary: found 5, enqueued 3, failed 0, skipped duplicates 0, excluded 2\n"; !strings.Contains(out.String(), line) {
+		t.Errorf("report lacks %q:\n%s", line, out.String())
 	}
 }
 
@@ -328,7 +356,7 @@ func TestEnqueueDryRunSendsNothing(t *testing.T) {
 job id: j
 would send {"secretId":"a","jobId":"j"} group=a dedup=%s
 would send {"secretId":"b","jobId":"j"} group=b dedup=%s
-summary (dry run, nothing sent): found 3, would enqueue 2, failed 0, skipped duplicates 1
+summary (dry run, nothing sent): found 3, would enqueue 2, failed 0, skipped duplicates 1, excluded 0
 `, fifoURL, dedupID("j", "a"), dedupID("j", "b"))
 	if out.String() != want {
 		t.Errorf("report:\n%s\nwant:\n%s", out.String(), want)
