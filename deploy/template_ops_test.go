@@ -55,6 +55,45 @@ func findAlarm(tmpl map[string]any, namespace, metric, dim string, match func(an
 	return "", nil
 }
 
+// findMathAlarm is the first alarm whose metric queries (Metrics) read
+// namespace/metric with the Function dimension naming fn, returned by an
+// expression that fills missing data with 0 when there is more than one.
+func findMathAlarm(tmpl map[string]any, namespace, metric, fn string) (string, any) {
+	for _, id := range resourcesOfType(tmpl, "AWS::CloudWatch::Alarm") {
+		props := dig(tmpl, "Resources", id, "Properties")
+		queries, _ := dig(props, "Metrics").([]any)
+		for _, q := range queries {
+			m := dig(q, "MetricStat", "Metric")
+			if dig(m, "Namespace") != namespace || dig(m, "MetricName") != metric {
+				continue
+			}
+			dims, _ := dig(m, "Dimensions").([]any)
+			for _, d := range dims {
+				if dig(d, "Name") == "Function" && dig(d, "Value", "Ref") == fn && returnsFilled(queries, dig(q, "Id")) {
+					return id, props
+				}
+			}
+		}
+	}
+	return "", nil
+}
+
+// returnsFilled says whether the query id is what the alarm watches: it
+// returns data itself, or an expression that returns data reads it
+// through FILL(id, 0), so that one quiet function does not blank the sum.
+func returnsFilled(queries []any, id any) bool {
+	for _, q := range queries {
+		if dig(q, "ReturnData") != true {
+			continue
+		}
+		expr, _ := dig(q, "Expression").(string)
+		if dig(q, "Id") == id || strings.Contains(expr, fmt.Sprintf("FILL(%v, 0)", id)) {
+			return true
+		}
+	}
+	return false
+}
+
 // firesOnTheFirst says whether an alarm goes off at the first failure in
 // any 5-minute period.
 func firesOnTheFirst(props any) bool {
@@ -96,6 +135,14 @@ func checkAlarms(tmpl map[string]any) []string {
 			problems = append(problems, "no alarm on the Errors of "+fn)
 		} else if !firesOnTheFirst(props) {
 			problems = append(problems, id+": does not go off at the first error of "+fn)
+		}
+	}
+
+	for _, fn := range functionIDs {
+		if id, props := findMathAlarm(tmpl, "ApinizerRotation", "TokenProblems", fn); id == "" {
+			problems = append(problems, "no alarm on the TokenProblems of "+fn)
+		} else if !firesOnTheFirst(props) {
+			problems = append(problems, id+": does not go off at the first token problem of "+fn)
 		}
 	}
 
@@ -349,7 +396,8 @@ func TestTemplateChecksCatchEachMistake(t *testing.T) {
 		},
 		{
 			name: "errors of the bulk function unwatched", check: checkAlarms,
-			old: "          Value: !Ref BulkFunction\n", new: "          Value: !Ref RotateFunction\n",
+			old:  "        - Name: FunctionName\n          Value: !Ref BulkFunction\n",
+			new:  "        - Name: FunctionName\n          Value: !Ref RotateFunction\n",
 			want: "no alarm on the Errors of BulkFunction",
 		},
 		{
@@ -384,6 +432,22 @@ func TestTemplateChecksCatchEachMistake(t *testing.T) {
 			old:  "          Value: !Ref BulkFunction\n      Statistic: Sum\n      Period: 300\n      EvaluationPeriods: 1\n      Threshold: 0\n",
 			new:  "          Value: !Ref BulkFunction\n      Statistic: Sum\n      Period: 300\n      EvaluationPeriods: 1\n      Threshold: 1\n",
 			want: "BulkFunctionErrorsAlarm: does not go off at the first error",
+		},
+		{
+			name: "token problems of the bulk function unwatched", check: checkAlarms,
+			old: "                  Value: !Ref BulkFunction\n", new: "                  Value: !Ref RotateFunction\n",
+			want: "no alarm on the TokenProblems of BulkFunction",
+		},
+		{
+			name: "a quiet rotation function blanking the token alarm", check: checkAlarms,
+			old: "Expression: FILL(rotate, 0) + FILL(bulk, 0)", new: "Expression: rotate + bulk",
+			want: "no alarm on the TokenProblems of RotateFunction",
+		},
+		{
+			name: "a token alarm that waits for two", check: checkAlarms,
+			old:  "          ReturnData: true\n      EvaluationPeriods: 1\n      Threshold: 0\n",
+			new:  "          ReturnData: true\n      EvaluationPeriods: 1\n      Threshold: 1\n",
+			want: "TokenProblemsAlarm: does not go off at the first token problem",
 		},
 		{
 			name: "the topic refusing the rule", check: checkAlarms,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -27,13 +28,13 @@ var _ Rotator = (*rotation.Engine)(nil)
 // Defaults for Handler.
 const (
 	DefaultMaxConcurrency = 10
-	// DefaultJobTimeLeft is the least time before the deadline at which a
-	// job is still started; later ones are reported for a retry instead of
-	// being cut off mid-way.
+	// DefaultJobTimeLeft is the least time a job is started with, after
+	// the response reserve; a job that has less is reported for a retry
+	// instead of being cut off mid-way.
 	DefaultJobTimeLeft = 5 * time.Second
-	// responseReserve is kept back from every job's deadline for sending
-	// dead-letter records and answering.
-	responseReserve = 2 * time.Second
+	// DefaultResponseReserve is kept back from every job's deadline for
+	// sending dead-letter records and answering.
+	DefaultResponseReserve = 2 * time.Second
 )
 
 // Handler is the bulk function.
@@ -51,7 +52,12 @@ type Handler struct {
 	// than MaxConcurrency.
 	MaxConcurrency int
 	PrepareAhead   int
-	JobTimeLeft    time.Duration
+	// JobTimeLeft is the least time a job must have before its own
+	// deadline (the invocation's, less the response reserve) to be
+	// started; default DefaultJobTimeLeft. Once jobs of the invocation
+	// have finished, a job also needs twice the longest of them: a batch
+	// of slow jobs stops starting new ones early enough to finish them.
+	JobTimeLeft time.Duration
 	// TokenSecretID is the secret holding the Apinizer token; a job that
 	// names it is refused.
 	TokenSecretID string
@@ -61,6 +67,7 @@ type Handler struct {
 	// FunctionName is the metrics' Function dimension.
 	FunctionName string
 	now          func() time.Time
+	reserve      time.Duration // DefaultResponseReserve when zero; tests shrink it
 }
 
 // verdict is what became of one record.
@@ -84,6 +91,14 @@ type outcome struct {
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	start := h.clock()
 	log := h.logger()
+	for _, r := range ev.Records {
+		if r.MessageId == "" {
+			// a record that cannot be named cannot be reported alone: the
+			// whole batch comes back, before any record is touched
+			return events.SQSEventResponse{}, errors.New("a record has no messageId: " +
+				"failing the whole batch, untouched, so that nothing is lost")
+		}
+	}
 	outcomes := make([]outcome, len(ev.Records))
 	var rec *metrics.Recorder
 	if h.Metrics != nil {
@@ -97,6 +112,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	}
 	var tokenProblem sync.Once
 	tokenFailed := make(chan struct{})
+	var longest atomic.Int64 // the longest job of this invocation so far
 
 	// run every group of records; records of one group run in order
 	sem := make(chan struct{}, h.concurrency()+max(0, h.PrepareAhead))
@@ -130,7 +146,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 					failed = true
 					continue
 				}
-				outcomes[i] = h.one(ctx, rec, func() { tokenProblem.Do(func() { close(tokenFailed) }) })
+				outcomes[i] = h.one(ctx, rec, &longest, func() { tokenProblem.Do(func() { close(tokenFailed) }) })
 				<-sem
 				if outcomes[i].verdict == retry {
 					failed = true
@@ -147,7 +163,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	wg.Wait()
 
 	// dead-letter records, ten per call; a record not sent is retried
-	sctx, cancel := sendContext(ctx)
+	sctx, cancel := h.sendContext(ctx)
 	defer cancel()
 	h.sendDeadLetters(sctx, outcomes)
 
@@ -168,6 +184,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}
 	}
 	if isClosed(tokenFailed) {
+		rec.Count(metrics.TokenProblems, 1)
 		log.ErrorContext(ctx, "apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID; "+
 			"messages will be retried", "outcome", "token_problem")
 	}
@@ -178,7 +195,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 }
 
 // one handles one record, recovering from a panic in it.
-func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem func()) (out outcome) {
+func (h *Handler) one(ctx context.Context, rec events.SQSMessage, longest *atomic.Int64,
+	onTokenProblem func()) (out outcome) {
 	log := h.logger().With("messageId", rec.MessageId)
 	started := h.clock()
 	base := deadletter.Record{
@@ -215,19 +233,27 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 	}
 
 	// start only with enough time left to finish
-	if dl, ok := ctx.Deadline(); ok && dl.Sub(h.clock()) < h.jobTimeLeft() {
-		log.WarnContext(ctx, "job not started: too little time left", "outcome", "retry")
-		return outcome{verdict: retry, why: "not started: too little time left before the deadline"}
-	}
 	jctx := ctx
 	if dl, ok := ctx.Deadline(); ok {
+		jobDeadline := dl.Add(-h.responseReserve())
+		need := max(h.jobTimeLeft(), 2*time.Duration(longest.Load()))
+		if left := jobDeadline.Sub(h.clock()); left < need {
+			log.WarnContext(ctx, "job not started: too little time left", "outcome", "retry",
+				"leftMs", left.Milliseconds(), "needMs", need.Milliseconds())
+			return outcome{verdict: retry, why: "not started: too little time left before the deadline"}
+		}
 		var cancel context.CancelFunc
-		jctx, cancel = context.WithDeadline(ctx, dl.Add(-responseReserve))
+		jctx, cancel = context.WithDeadline(ctx, jobDeadline)
 		defer cancel()
 	}
 
 	token := Token(job, rec.MessageId)
+	jobStart := h.clock()
 	res, err := h.Rotator.RotateNow(jctx, job.SecretID, token)
+	took := h.clock().Sub(jobStart)
+	for prev := longest.Load(); int64(took) > prev && !longest.CompareAndSwap(prev, int64(took)); {
+		prev = longest.Load()
+	}
 	durationMs := h.clock().Sub(started).Milliseconds()
 	if err == nil {
 		log.InfoContext(ctx, "job done", "outcome", outcomeName(res), "versionId", res.VersionID,
@@ -261,16 +287,16 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, onTokenProblem
 // sendContext bounds a dead-letter send so that the answer still goes out
 // before the deadline: a send that cannot finish leaves its messages
 // reported for a retry instead of the whole invocation timing out.
-func sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (h *Handler) sendContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if dl, ok := ctx.Deadline(); ok {
-		return context.WithDeadline(ctx, dl.Add(-responseReserve/2))
+		return context.WithDeadline(ctx, dl.Add(-h.responseReserve()/2))
 	}
 	return context.WithCancel(ctx)
 }
 
 // sendNow sends one record at once (FIFO groups) and marks it sent.
 func (h *Handler) sendNow(ctx context.Context, o *outcome) {
-	ctx, cancel := sendContext(ctx)
+	ctx, cancel := h.sendContext(ctx)
 	defer cancel()
 	if err := h.DeadLetters.Send(ctx, *o.record); err != nil {
 		h.logger().ErrorContext(ctx, "dead-letter record not sent; message will be retried",
@@ -425,6 +451,13 @@ func (h *Handler) jobTimeLeft() time.Duration {
 		return h.JobTimeLeft
 	}
 	return DefaultJobTimeLeft
+}
+
+func (h *Handler) responseReserve() time.Duration {
+	if h.reserve > 0 {
+		return h.reserve
+	}
+	return DefaultResponseReserve
 }
 
 func (h *Handler) clock() time.Time {

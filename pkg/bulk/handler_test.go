@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -29,6 +30,7 @@ type fakeRotator struct {
 	delay   time.Duration
 	running atomic.Int32
 	peak    atomic.Int32
+	cut     atomic.Int32 // jobs whose context ended before their delay did
 }
 
 func (f *fakeRotator) RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error) {
@@ -45,7 +47,12 @@ func (f *fakeRotator) RotateNow(ctx context.Context, secretID, token string) (ro
 	err := f.answers[secretID]
 	f.mu.Unlock()
 	if f.delay > 0 {
-		time.Sleep(f.delay)
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			f.cut.Add(1)
+			return rotation.Result{}, ctx.Err()
+		}
 	}
 	if secretID == "panics" {
 		panic("boom")
@@ -207,29 +214,41 @@ func TestS7AFIFOFailureInOneGroupDoesNotStopAnother(t *testing.T) {
 	}
 }
 
+// S8, a tenth of the size: ten jobs of 300 ms, one at a time, with 2 s
+// left. Jobs start while they can finish; the rest are reported; none is
+// cut off. With only the 100 ms floor, the sixth job would start with
+// 300 ms to go and be cut off at its deadline.
 func TestS8JobsNotStartedInTimeAreReported(t *testing.T) {
 	rot := &fakeRotator{delay: 300 * time.Millisecond}
-	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}, MaxConcurrency: 1, JobTimeLeft: 2300 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}, MaxConcurrency: 1,
+		JobTimeLeft: 100 * time.Millisecond, reserve: 200 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	var ev events.SQSEvent
 	for i := range 10 {
 		ev.Records = append(ev.Records, msg(fmt.Sprintf("m%d", i), job(fmt.Sprintf("s%d", i))))
 	}
-	start := time.Now()
 	resp, err := h.Handle(ctx, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Since(start) > 3*time.Second {
+	if ctx.Err() != nil {
 		t.Error("handler ran past the deadline")
 	}
 	started := len(rot.calls)
 	if started == 0 || started == 10 {
 		t.Fatalf("started %d jobs, want some but not all", started)
 	}
+	if n := rot.cut.Load(); n != 0 {
+		t.Errorf("%d jobs were cut off mid-way", n)
+	}
 	if len(resp.BatchItemFailures) != 10-started {
 		t.Errorf("reported %d, want %d", len(resp.BatchItemFailures), 10-started)
+	}
+	for _, f := range resp.BatchItemFailures {
+		if i := slices.Index(rot.calls, "s"+strings.TrimPrefix(f.ItemIdentifier, "m")); i >= 0 {
+			t.Errorf("%s was reported after it started", f.ItemIdentifier)
+		}
 	}
 }
 
@@ -329,13 +348,23 @@ func TestATokenProblemIsRetriedAndNeverDeadLettered(t *testing.T) {
 		ev.Records = append(ev.Records, msg(s, job(s)))
 	}
 	dlq := &fakeDLQ{}
-	h := &Handler{Rotator: rot, DeadLetters: dlq, MaxConcurrency: 1}
+	var metricsOut, logs bytes.Buffer
+	h := &Handler{Rotator: rot, DeadLetters: dlq, MaxConcurrency: 1, Metrics: &metricsOut,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
 	resp, err := h.Handle(context.Background(), ev)
 	if err != nil || len(resp.BatchItemFailures) != 5 || len(dlq.records) != 0 {
 		t.Fatalf("resp %v err %v records %d", resp, err, len(dlq.records))
 	}
 	if len(rot.calls) != 1 {
 		t.Errorf("after the first 401 the others should wait: %d calls", len(rot.calls))
+	}
+	// one loud line and one count for the batch, not one per record
+	if n := strings.Count(logs.String(), `"level":"ERROR"`); n != 1 ||
+		!strings.Contains(logs.String(), `"outcome":"token_problem"`) {
+		t.Errorf("want one ERROR line with outcome token_problem, got %d:\n%s", n, logs.String())
+	}
+	if !strings.Contains(metricsOut.String(), `"TokenProblems":1`) {
+		t.Errorf("metrics lack TokenProblems 1:\n%s", metricsOut.String())
 	}
 }
 

@@ -45,6 +45,7 @@ const (
 	RotationsFailed    = "RotationsFailed"    // rotation steps or bulk jobs that failed
 	DeploymentsFailed  = "DeploymentsFailed"  // Apinizer saved the password, a gateway did not get it
 	JobsDeadLettered   = "JobsDeadLettered"   // dead-letter records sent
+	TokenProblems      = "TokenProblems"      // invocations the Apinizer token failed in (401, unreadable)
 	ApinizerLatency    = "ApinizerLatency"    // one value per Apinizer call, in milliseconds
 	Retries            = "Retries"            // Apinizer calls repeated after a transient failure
 )

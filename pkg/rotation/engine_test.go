@@ -462,6 +462,38 @@ func TestTheRotationHandlerWritesMetrics(t *testing.T) {
 	}
 }
 
+func TestATokenProblemInARotationIsCountedAndRecordsNothing(t *testing.T) {
+	f := newFixture(seed)
+	f.api.err = &apinizer.Error{StatusCode: 401, Class: apinizer.ClassToken}
+	var out bytes.Buffer
+	dlq := &countingDeadLetters{}
+	h := &Handler{Engine: f.eng, DeadLetters: dlq, Metrics: &out, FunctionName: "rotate-fn"}
+	f.sm.startRotation(token)
+	for _, s := range []string{StepCreate, StepSet} {
+		err := h.Handle(context.Background(), Event{Step: s, SecretID: "apinizer/orders",
+			ClientRequestToken: token})
+		if (err != nil) != (s == StepSet) {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if !strings.Contains(out.String(), `"TokenProblems":1`) {
+		t.Errorf("metrics lack TokenProblems 1:\n%s", out.String())
+	}
+	if !strings.Contains(f.logs.String(), `"outcome":"token_problem"`) {
+		t.Errorf("no token_problem line:\n%s", f.logs.String())
+	}
+	if dlq.n != 0 {
+		t.Errorf("a token problem sent %d dead-letter records", dlq.n)
+	}
+}
+
+type countingDeadLetters struct{ n int }
+
+func (c *countingDeadLetters) Send(_ context.Context, rs ...deadletter.Record) error {
+	c.n += len(rs)
+	return nil
+}
+
 type nopDeadLetters struct{}
 
 func (nopDeadLetters) Send(context.Context, ...deadletter.Record) error { return nil }

@@ -81,6 +81,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (err error) {
 	d := Classify(err)
 	log = log.With("secretId", ev.SecretID, "versionId", ev.ClientRequestToken, "step", ev.Step)
 	if d.TokenProblem {
+		rec.Count(metrics.TokenProblems, 1)
 		log.ErrorContext(ctx, "apinizer token rejected or unreadable: check APINIZER_TOKEN_SECRET_ID",
 			"outcome", "token_problem", "error", err.Error())
 		return err

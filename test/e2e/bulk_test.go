@@ -244,14 +244,14 @@ func TestABatchLargerThanTheConcurrencyKeepsApinizersLoadWithinIt(t *testing.T) 
 	}
 }
 
-// S8 through the built function: ten jobs of 2.5 s each, one at a time,
+// S8 through the built function: ten jobs of 3 s each, one at a time,
 // with 20 s before the deadline. The jobs that cannot finish in time are
 // not started and are reported; none is cut off at Apinizer; the answer
 // comes before the function times out.
 func TestJobsThatCannotFinishBeforeTheDeadlineAreReportedNotCutOff(t *testing.T) {
 	const timeout = 20 * time.Second
 	drainDeadLetters(t)
-	useSimulator(t, simulator.Config{LatencyMS: 2500})
+	useSimulator(t, simulator.Config{LatencyMS: 3000})
 	fn, err := standin.StartFunction(testContext(t), stack.RIE, standin.FunctionOptions{
 		Name: "apinizer-bulk-one-at-a-time", Bootstrap: stack.BulkBootstrap, Timeout: timeout,
 		Env:       append(slices.Clip(stack.FunctionEnv), "BULK_MAX_CONCURRENCY=1", "BULK_PREPARE_AHEAD=0"),
