@@ -423,6 +423,26 @@ func TestFIFOGroupsNamingOneSecretRunOneAfterAnother(t *testing.T) {
 	}
 }
 
+// FIFO groups joined by a shared secret stop together: gB:2 may not run
+// before gA:1, and gB:1 may not be passed over by gB:2.
+func TestFIFOGroupsJoinedByASecretStopTogether(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"X": transient()}}
+	h := &Handler{Rotator: rot, DeadLetters: &fakeDLQ{}}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		fifo("A1", "gA", job("X")), fifo("B1", "gB", job("Y")), fifo("B2", "gB", job("X")),
+		fifo("C1", "gC", job("Z")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"A1", "B1", "B2"}) {
+		t.Errorf("failures %v, want [A1 B1 B2]", got)
+	}
+	if !slices.Equal(rot.calls, []string{"X", "Z"}) && !slices.Equal(rot.calls, []string{"Z", "X"}) {
+		t.Errorf("calls %v: want X once and the unrelated Z", rot.calls)
+	}
+}
+
 func TestTheSampleEventIsABatchOfValidJobs(t *testing.T) {
 	b, err := os.ReadFile("../../events/bulk-batch.json")
 	if err != nil {
