@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"unicode"
 
@@ -30,6 +31,26 @@ type Credential struct {
 	Username    string
 	Password    sensitive.String
 	fields      map[string]json.RawMessage
+}
+
+// Format prints the credential's project and username, never its
+// password or its other keys (which may hold secrets of their own),
+// whatever the verb: %v, %+v, %#v and %s all go through it.
+func (c Credential) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "Credential{ProjectName:%q Username:%q Password:%s}", c.ProjectName, c.Username,
+		sensitive.Placeholder)
+}
+
+// LogValue logs the project and username only.
+func (c Credential) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("project", c.ProjectName), slog.String("username", c.Username))
+}
+
+// MarshalJSON writes the project and username only: a credential is
+// written to Secrets Manager through WithPassword, never by encoding it.
+func (c Credential) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]string{keyProject: c.ProjectName, keyUsername: c.Username,
+		keyPassword: sensitive.Placeholder})
 }
 
 // ParseCredential reads a secret value. Its errors name the key at fault and
