@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -504,5 +505,299 @@ func TestABatchWritesItsMetricsOnce(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &doc); err != nil {
 			t.Errorf("a metrics line is not JSON: %s", line)
 		}
+	}
+}
+
+// These tests cover how dead-letter send results come back to the records
+// of a batch: which messages are acknowledged and which are reported for a
+// retry, when and how often the queue is called, and what a record carries.
+
+// eventLog is one ordered list of what the fakes below were asked to do.
+type eventLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (l *eventLog) add(e string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+func (l *eventLog) list() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
+}
+
+// loggedRotator is the package's fakeRotator that also logs "rotate <secret>".
+type loggedRotator struct {
+	*fakeRotator
+	log *eventLog
+}
+
+func (r loggedRotator) RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error) {
+	r.log.add("rotate " + secretID)
+	return r.fakeRotator.RotateNow(ctx, secretID, token)
+}
+
+// countingDLQ is the package's fakeDLQ that also keeps the message ids of
+// every Send call, logs "send <messageId>" per record, and fails every call
+// with err, a plain error, when it is set.
+type countingDLQ struct {
+	fakeDLQ
+	err   error
+	log   *eventLog
+	mu    sync.Mutex
+	calls [][]string
+}
+
+func (d *countingDLQ) Send(ctx context.Context, rs ...deadletter.Record) error {
+	var ids []string
+	for _, r := range rs {
+		ids = append(ids, r.MessageID)
+		d.log.add("send " + r.MessageID)
+	}
+	d.mu.Lock()
+	d.calls = append(d.calls, ids)
+	d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	return d.fakeDLQ.Send(ctx, rs...)
+}
+
+func invalidSecret() error { return fmt.Errorf("x: %w", rotation.ErrInvalidSecret) }
+
+func rejected() error {
+	return &rotation.Failure{Err: &apinizer.Error{StatusCode: 400, Class: apinizer.ClassRejected}}
+}
+
+func sentIDs(d *fakeDLQ) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var ids []string
+	for _, r := range d.records {
+		ids = append(ids, r.MessageID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// (a) The queue takes A's record and refuses B's: the refusal at index 1 of
+// the records sent belongs to B, the fourth message, not to the second.
+func TestARefusedDeadLetterReportsOnlyItsOwnMessage(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"A": invalidSecret(), "B": invalidSecret()}}
+	dlq := &fakeDLQ{refuse: map[string]bool{"B": true}}
+	h := &Handler{Rotator: rot, DeadLetters: dlq}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("ok1", job("ok1")), msg("A", job("A")), msg("ok2", job("ok2")), msg("B", job("B")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"B"}) {
+		t.Errorf("failures %v, want exactly [B] (A's record was sent, so A is acknowledged)", got)
+	}
+	if got := sentIDs(dlq); !slices.Equal(got, []string{"A"}) {
+		t.Errorf("dead-letter records sent for %v, want [A]", got)
+	}
+}
+
+// (b) In a FIFO group a dead-letter record must be in the queue before the
+// next message of the group runs; when the queue refuses it, the message
+// and every later one of its group are retried, and the later ones never run.
+func TestFIFODeadLetterNotSentStopsTheRestOfItsGroup(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"a": rejected()}}
+	dlq := &fakeDLQ{refuse: map[string]bool{"a": true}}
+	h := &Handler{Rotator: rot, DeadLetters: dlq}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		fifo("a", "g", job("a")), fifo("b", "g", job("b")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"a", "b"}) {
+		t.Errorf("failures %v, want [a b]", got)
+	}
+	if slices.Contains(rot.calls, "b") {
+		t.Errorf("b ran although a's dead-letter record was not sent: calls %v", rot.calls)
+	}
+	if got := sentIDs(dlq); len(got) != 0 {
+		t.Errorf("records kept %v, want none", got)
+	}
+}
+
+func TestFIFODeadLetterIsSentBeforeTheNextMessageRuns(t *testing.T) {
+	log := &eventLog{}
+	rot := loggedRotator{fakeRotator: &fakeRotator{answers: map[string]error{"a": rejected()}}, log: log}
+	dlq := &countingDLQ{log: log}
+	h := &Handler{Rotator: rot, DeadLetters: dlq}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		fifo("a", "g", job("a")), fifo("b", "g", job("b")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); len(got) != 0 {
+		t.Errorf("failures %v, want none", got)
+	}
+	want := []string{"rotate a", "send a", "rotate b"}
+	if got := log.list(); !slices.Equal(got, want) {
+		t.Errorf("events %v, want %v (a's record sent once, before b starts)", got, want)
+	}
+}
+
+// (c) A Send that fails as a whole, with an error that names no record,
+// leaves every record that needed a dead-letter for a retry.
+func TestADeadLetterCallErrorRetriesEveryRecordItHeld(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{
+		"A": invalidSecret(), "B": rejected(), "slow": transient()}}
+	dlq := &countingDLQ{err: errors.New("dial tcp: connection refused")}
+	h := &Handler{Rotator: rot, DeadLetters: dlq}
+	resp, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("ok1", job("ok1")), msg("A", job("A")), msg("bad", `{bad`), msg("B", job("B")),
+		msg("slow", job("slow")), msg("ok2", job("ok2")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp); !slices.Equal(got, []string{"A", "B", "bad", "slow"}) {
+		t.Errorf("failures %v, want [A B bad slow]: a dead-letter record not sent must not be acknowledged", got)
+	}
+	if len(dlq.calls) != 1 {
+		t.Errorf("Send calls %v, want one", dlq.calls)
+	}
+}
+
+// (d) The dead-letter records of a batch that is not FIFO go in one Send
+// call, eleven of them too (the Sender batches them by ten), whatever the
+// groups.
+func TestDeadLettersOfABatchGoInOneSendCall(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{}}
+	var ev events.SQSEvent
+	var want []string
+	for i := range 15 {
+		id := fmt.Sprintf("m%02d", i)
+		switch i % 3 {
+		case 0:
+			rot.answers[id] = invalidSecret()
+			want = append(want, id)
+		case 1:
+			rot.answers[id] = rejected()
+			want = append(want, id)
+		}
+		ev.Records = append(ev.Records, msg(id, job(id)))
+	}
+	ev.Records = append(ev.Records, msg("bad", `{bad`))
+	want = append(want, "bad")
+	dlq := &countingDLQ{}
+	h := &Handler{Rotator: rot, DeadLetters: dlq, MaxConcurrency: 4}
+	resp, err := h.Handle(context.Background(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("resp %v err %v", resp, err)
+	}
+	if len(dlq.calls) != 1 {
+		t.Fatalf("%d Send calls %v, want one", len(dlq.calls), dlq.calls)
+	}
+	got := slices.Sorted(slices.Values(dlq.calls[0]))
+	if slices.Sort(want); !slices.Equal(got, want) {
+		t.Errorf("the call held %v, want %v", got, want)
+	}
+}
+
+// (e) A record carries the message's ApproximateReceiveCount, whatever made
+// it a dead letter: a body that is not a job, a job refused for good, a panic.
+func TestADeadLetterRecordCarriesTheReceiveCount(t *testing.T) {
+	rot := &fakeRotator{answers: map[string]error{"rejected": rejected()}}
+	dlq := &fakeDLQ{}
+	h := &Handler{Rotator: rot, DeadLetters: dlq}
+	var ev events.SQSEvent
+	for i, body := range []string{`{bad`, job("rejected"), job("panics")} {
+		m := msg(fmt.Sprintf("m%d", i), body)
+		m.Attributes["ApproximateReceiveCount"] = fmt.Sprint(i + 3)
+		ev.Records = append(ev.Records, m)
+	}
+	if _, err := h.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if len(dlq.records) != 3 {
+		t.Fatalf("records %+v, want 3", dlq.records)
+	}
+	for _, r := range dlq.records {
+		var i int
+		if _, err := fmt.Sscanf(r.MessageID, "m%d", &i); err != nil {
+			t.Fatalf("record for %q", r.MessageID)
+		}
+		if want := fmt.Sprint(i + 3); r.ReceiveCount != want {
+			t.Errorf("%s (%s): receiveCount %q, want %q", r.MessageID, r.Reason, r.ReceiveCount, want)
+		}
+	}
+}
+
+// (f) One Handler handles many batches: nothing of a batch (its failures,
+// a failing token, the secrets it ran, the length of its jobs, its counts)
+// reaches the next one. The second batch holds the first batch's failed
+// message again, under the same message id, as SQS delivers it, and has time
+// for a fast job but not for twice the first batch's slow ones.
+func TestTwoBatchesOnOneHandlerAreIndependent(t *testing.T) {
+	rot := &fakeRotator{delay: 400 * time.Millisecond, answers: map[string]error{
+		"s1":  transient(),
+		"tok": &apinizer.Error{StatusCode: 401, Class: apinizer.ClassToken},
+		"s5":  invalidSecret(),
+	}}
+	dlq := &fakeDLQ{}
+	var metricsOut bytes.Buffer
+	h := &Handler{Rotator: rot, DeadLetters: dlq, Metrics: &metricsOut, FunctionName: "bulk-fn",
+		JobTimeLeft: 100 * time.Millisecond}
+
+	resp1, err := h.Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+		msg("m1", job("s1")), msg("m2", job("tok")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp1); !slices.Equal(got, []string{"m1", "m2"}) {
+		t.Fatalf("batch 1 failures %v, want [m1 m2]", got)
+	}
+	ran1 := len(rot.calls)
+	metricsOut.Reset()
+	rot.delay = 0
+
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultResponseReserve+600*time.Millisecond)
+	defer cancel()
+	resp2, err := h.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		msg("m1", job("s1")), msg("m4", job("s4")), msg("m5", job("s5")),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failures(resp2); !slices.Equal(got, []string{"m1"}) {
+		t.Errorf("batch 2 failures %v, want [m1]: state of batch 1 leaked into batch 2", got)
+	}
+	if got := slices.Sorted(slices.Values(rot.calls[ran1:])); !slices.Equal(got, []string{"s1", "s4", "s5"}) {
+		t.Errorf("batch 2 ran %v, want [s1 s4 s5]", got)
+	}
+	if got := sentIDs(dlq); !slices.Equal(got, []string{"m5"}) {
+		t.Errorf("records %v, want [m5]", got)
+	}
+	counts := map[string]float64{}
+	for _, line := range strings.Split(strings.TrimSpace(metricsOut.String()), "\n") {
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(line), &doc); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		for _, name := range []string{"RotationsFailed", "RotationsSucceeded", "JobsDeadLettered", "TokenProblems"} {
+			if n, ok := doc[name].(float64); ok {
+				counts[name] += n
+			}
+		}
+	}
+	want := map[string]float64{"RotationsFailed": 1, "RotationsSucceeded": 1, "JobsDeadLettered": 1}
+	if !maps.Equal(counts, want) {
+		t.Errorf("batch 2 metrics %v, want %v:\n%s", counts, want, metricsOut.String())
 	}
 }

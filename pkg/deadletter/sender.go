@@ -116,15 +116,22 @@ func (s *Sender) Send(ctx context.Context, records ...Record) error {
 			}
 			continue
 		}
+		// only this call's entry ids count: an answer naming any other id
+		// (a malformed answer) must neither fail a record sent before nor
+		// name one that does not exist
+		sent := map[string]bool{}
+		for _, e := range entries {
+			sent[aws.ToString(e.Id)] = true
+		}
 		accepted := map[string]bool{}
 		for _, ok := range out.Successful {
 			accepted[aws.ToString(ok.Id)] = true
 		}
 		for _, f := range out.Failed {
-			i, convErr := strconv.Atoi(aws.ToString(f.Id))
-			if convErr != nil {
+			if !sent[aws.ToString(f.Id)] {
 				continue
 			}
+			i, _ := strconv.Atoi(aws.ToString(f.Id))
 			failed[i] = fmt.Errorf("dead-letter queue refused the record: %s %s",
 				aws.ToString(f.Code), aws.ToString(f.Message))
 			accepted[aws.ToString(f.Id)] = false

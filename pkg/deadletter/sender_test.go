@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -123,5 +126,202 @@ func TestRecordJSONHasTheDocumentedKeys(t *testing.T) {
 	empty, _ := json.Marshal(Record{Reason: ReasonInvalidJob})
 	if !strings.Contains(string(empty), `"environments":[]`) {
 		t.Errorf("environments must be a list, got %s", empty)
+	}
+}
+
+// sized returns a record whose JSON body is exactly n bytes (n must be
+// larger than the body of a record with an empty project name). Its
+// timestamp is set so that Send leaves the body as it is.
+func sized(t *testing.T, n int) Record {
+	t.Helper()
+	r := Record{Reason: ReasonDeploymentFailed, Source: SourceBulk, SecretID: "s",
+		Timestamp: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}
+	r.ProjectName = "x"
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ProjectName = strings.Repeat("x", 1+n-len(b))
+	if b, _ = json.Marshal(r); len(b) != n {
+		t.Fatalf("record of %d bytes, want %d", len(b), n)
+	}
+	return r
+}
+
+// checkCalls fails unless the calls sent every record of n exactly once, in
+// order, with at most ten entries and maxBatchBytes of bodies per call.
+func checkCalls(t *testing.T, calls [][]string, bodies [][]int, n int) {
+	t.Helper()
+	var ids []string
+	for c, call := range calls {
+		total := 0
+		for _, b := range bodies[c] {
+			total += b
+		}
+		if len(call) > maxBatch || total > maxBatchBytes {
+			t.Errorf("call %d: %d entries, %d bytes; the bounds are %d and %d",
+				c, len(call), total, maxBatch, maxBatchBytes)
+		}
+		ids = append(ids, call...)
+	}
+	want := make([]string, n)
+	for i := range want {
+		want[i] = strconv.Itoa(i)
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("entries sent %v, want each of 0..%d once, in order", ids, n-1)
+	}
+}
+
+func idsAndSizes(f *fakeSQS) (calls [][]string, bodies [][]int) {
+	for _, entries := range f.calls {
+		var ids []string
+		var sizes []int
+		for _, e := range entries {
+			ids = append(ids, aws.ToString(e.Id))
+			sizes = append(sizes, len(aws.ToString(e.MessageBody)))
+		}
+		calls, bodies = append(calls, ids), append(bodies, sizes)
+	}
+	return calls, bodies
+}
+
+// (g) Records too large to go ten to a call are split by size, and a call
+// of large records followed by small ones still holds at most ten.
+func TestSendSplitsByTheBatchSizeLimit(t *testing.T) {
+	big := sized(t, 40<<10) // four to a call of 192 KiB
+	small := sized(t, 1<<10)
+	for _, tc := range []struct {
+		name      string
+		records   []Record
+		wantCalls []int // entries per call
+	}{
+		{"twelve of 40 KiB go four to a call", slices.Repeat([]Record{big}, 12), []int{4, 4, 4}},
+		{"large ones then small ones", append(slices.Repeat([]Record{big}, 5),
+			slices.Repeat([]Record{small}, 15)...), []int{4, 10, 6}},
+		{"small ones then large ones", append(slices.Repeat([]Record{small}, 3),
+			slices.Repeat([]Record{big}, 6)...), []int{7, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeSQS{}
+			if err := NewSender(f, "https://q/dlq").Send(context.Background(), tc.records...); err != nil {
+				t.Fatal(err)
+			}
+			calls, bodies := idsAndSizes(f)
+			checkCalls(t, calls, bodies, len(tc.records))
+			if len(calls) < 2 {
+				t.Errorf("%d call(s): the records add up to more than one call may hold", len(calls))
+			}
+			var per []int
+			for _, c := range calls {
+				per = append(per, len(c))
+			}
+			if !slices.Equal(per, tc.wantCalls) {
+				t.Errorf("entries per call %v, want %v", per, tc.wantCalls)
+			}
+		})
+	}
+}
+
+// Records that add up to exactly maxBatchBytes go in one call: the limit is
+// inclusive.
+func TestSendFillsACallUpToTheByteLimit(t *testing.T) {
+	half := sized(t, maxBatchBytes/2)
+	f := &fakeSQS{}
+	if err := NewSender(f, "https://q/dlq").Send(context.Background(), half, half, sized(t, 1<<10)); err != nil {
+		t.Fatal(err)
+	}
+	calls, bodies := idsAndSizes(f)
+	checkCalls(t, calls, bodies, 3)
+	if len(calls) != 2 || len(calls[0]) != 2 {
+		t.Errorf("calls %v, want [[0 1] [2]]", calls)
+	}
+}
+
+// silentSQS is a fakeSQS whose answer lists the ids in silent neither as
+// successful nor as failed.
+type silentSQS struct {
+	fakeSQS
+	silent map[string]bool
+}
+
+func (s *silentSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput,
+	opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	out, err := s.fakeSQS.SendMessageBatch(ctx, in, opts...)
+	if err != nil {
+		return out, err
+	}
+	ok, failed := out.Successful[:0], out.Failed[:0]
+	for _, e := range out.Successful {
+		if !s.silent[aws.ToString(e.Id)] {
+			ok = append(ok, e)
+		}
+	}
+	for _, e := range out.Failed {
+		if !s.silent[aws.ToString(e.Id)] {
+			failed = append(failed, e)
+		}
+	}
+	out.Successful, out.Failed = ok, failed
+	return out, nil
+}
+
+// (g) An entry the answer does not mention was not confirmed: it is a
+// failure, named by its index, in the first call and in a later one.
+func TestSendCountsAnEntryTheAnswerDoesNotMentionAsFailed(t *testing.T) {
+	f := &silentSQS{silent: map[string]bool{"1": true, "12": true}, fakeSQS: fakeSQS{refuse: map[string]bool{"4": true}}}
+	err := NewSender(f, "https://q/dlq").Send(context.Background(), records(13)...)
+	var se *SendError
+	if !errors.As(err, &se) {
+		t.Fatalf("want a *SendError, got %v", err)
+	}
+	var got []int
+	for i := range se.Failed {
+		got = append(got, i)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{1, 4, 12}) {
+		t.Errorf("failed %v, want [1 4 12]: %v", got, se)
+	}
+	if e := se.Failed[1]; e == nil || !strings.Contains(e.Error(), "did not confirm") {
+		t.Errorf("record 1: %v", e)
+	}
+	if len(f.calls) != 2 {
+		t.Errorf("%d calls, want 2", len(f.calls))
+	}
+}
+
+// strayFailSQS accepts every entry and also lists as failed those of the
+// stray ids that were not in the call: a malformed answer.
+type strayFailSQS struct {
+	fakeSQS
+	stray []string
+}
+
+func (s *strayFailSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput,
+	opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	out, err := s.fakeSQS.SendMessageBatch(ctx, in, opts...)
+	for _, id := range s.stray {
+		if slices.ContainsFunc(in.Entries, func(e types.SendMessageBatchRequestEntry) bool {
+			return aws.ToString(e.Id) == id
+		}) {
+			continue // in this call: not stray
+		}
+		out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: aws.String(id), Code: aws.String("X")})
+	}
+	return out, err
+}
+
+// An answer naming ids that were not in its call (the first call's "3",
+// one past the last record, or no number) fails no record: each record is
+// judged by its own entry only, and no index outside the batch is returned.
+func TestSendIgnoresFailedIDsThatWereNotInTheCall(t *testing.T) {
+	f := &strayFailSQS{stray: []string{"3", "12", "-1", "x"}}
+	err := NewSender(f, "https://q/dlq").Send(context.Background(), records(12)...)
+	if err != nil {
+		t.Errorf("every record was accepted, got %v", err)
+	}
+	if len(f.calls) != 2 {
+		t.Errorf("%d calls, want 2", len(f.calls))
 	}
 }
