@@ -22,8 +22,8 @@ const enqueueUsage = `Usage: apinizer-jobs enqueue --queue-url URL [flags] [secr
 
 Sends one bulk rotation job {"secretId": ..., "jobId": ...} per secret to the
 job queue, ten per SendMessageBatch call, retrying the entries SQS failed to
-take. Secret ids (names or ARNs) come from any of these, added together; an
-id found twice is sent once:
+take. Secret ids (names or ARNs) come from any of these, added together; a
+secret found twice, by name or by ARN, is sent once, as first found:
 
   secret-id ...          the arguments; "-" reads ids from stdin
   --file FILE            one id per line; blank lines and '#' lines skipped

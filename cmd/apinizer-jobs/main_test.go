@@ -125,6 +125,17 @@ summary (dry run, nothing sent): found 4, would enqueue 3, failed 0, skipped dup
 	}
 }
 
+func TestEnqueueSendsASecretNamedByNameAndByARNOnce(t *testing.T) {
+	arn := "arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/o/a-AbCdEf"
+	r := runCmd("", "enqueue", "--queue-url", qURL, "--dry-run", "--job-id", "j",
+		"apinizer/o/a", arn)
+	if r.code != exitOK || strings.Count(r.stdout, "would send") != 1 ||
+		!strings.Contains(r.stdout, `would send {"secretId":"apinizer/o/a","jobId":"j"}`) ||
+		!strings.Contains(r.stdout, "would enqueue 1, failed 0, skipped duplicates 1,") {
+		t.Errorf("exit %d\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestEnqueueDefaultJobIDIsOnePerRun(t *testing.T) {
 	r := runCmd("", "enqueue", "--queue-url", qURL, "--dry-run", "a", "b")
 	lines := strings.Split(r.stdout, "\n")

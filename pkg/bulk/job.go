@@ -78,13 +78,14 @@ func checkText(key, v string, limit int) error {
 // Token derives the rotation token (the new version's id) of a job. It
 // depends only on the secret and on the job id, or the message id when the
 // job has none, so a redelivered message resumes the same rotation and a
-// job enqueued twice under one job id rotates once.
+// job enqueued twice under one job id rotates once, whether it names the
+// secret by name or by ARN: the secret counts by its name (SecretName).
 func Token(job Job, messageID string) string {
 	id := job.JobID
 	if id == "" {
 		id = "message:" + messageID
 	}
-	sum := sha256.Sum256([]byte("apinizer-bulk-job\x00" + job.SecretID + "\x00" + id))
+	sum := sha256.Sum256([]byte("apinizer-bulk-job\x00" + SecretName(job.SecretID) + "\x00" + id))
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
@@ -117,18 +118,33 @@ func redactJobBody(body string) string {
 	return string(out)
 }
 
-// SecretName is the name part of a secret id, name or ARN: an ARN's name
-// ends in a dash and six characters Secrets Manager adds.
+// SecretName is the name part of a secret id, name or ARN. The name in a
+// full ARN ends in a dash and six letters or digits Secrets Manager adds;
+// they are dropped. A partial ARN, one without them, keeps its name whole,
+// unless that name itself ends in a dash and six letters or digits
+// ("...:secret:apinizer/o/my-client"): such a partial ARN cannot be told
+// from a full one without asking Secrets Manager, and loses that end
+// ("apinizer/o/my"). A full ARN, the form AWS hands out, is always right.
 func SecretName(id string) string {
 	const marker = ":secret:"
 	if i := strings.Index(id, marker); strings.HasPrefix(id, "arn:") && i >= 0 {
 		n := id[i+len(marker):]
-		if len(n) > 7 && n[len(n)-7] == '-' {
+		if len(n) > 7 && n[len(n)-7] == '-' && isAlphanumeric(n[len(n)-6:]) {
 			n = n[:len(n)-7]
 		}
 		return n
 	}
 	return id
+}
+
+// isAlphanumeric reports whether s holds only ASCII letters and digits.
+func isAlphanumeric(s string) bool {
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // SameSecret reports whether two secret ids, names or ARNs, name the same

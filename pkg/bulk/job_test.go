@@ -62,6 +62,65 @@ func TestTokenIsStablePerJobAndValidForSecretsManager(t *testing.T) {
 	}
 }
 
+func TestTokenCountsTheSecretByName(t *testing.T) {
+	const (
+		name = "apinizer/o/a"
+		arn  = "arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/o/a-AbCdEf"
+	)
+	a := Token(Job{SecretID: name, JobID: "j"}, "m1")
+	// a job given by name keeps the token it had before ARNs counted by
+	// name, so one queued then resumes its rotation as it would have
+	if a != "1371b90f-140e-eadd-c348-cff1567b68c7" {
+		t.Errorf("token of a job given by name changed: %s", a)
+	}
+	if b := Token(Job{SecretID: arn, JobID: "j"}, "m2"); b != a {
+		t.Errorf("name and ARN give two tokens, %s and %s: two rotations of one job", a, b)
+	}
+	for _, other := range []Job{
+		{SecretID: "apinizer/o/b", JobID: "j"},
+		{SecretID: "arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/o/b-AbCdEf", JobID: "j"},
+		{SecretID: name, JobID: "k"},
+		{SecretID: arn, JobID: "k"},
+		{SecretID: name},
+	} {
+		if Token(other, "m1") == a {
+			t.Errorf("%+v gets the token of another job", other)
+		}
+	}
+}
+
+func TestSecretName(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+	cases := []struct{ id, want string }{
+		{"apinizer/o/a", "apinizer/o/a"},
+		{"apinizer/o/a-AbCdEf", "apinizer/o/a-AbCdEf"}, // a name is never cut
+		{arn + "apinizer/o/a-AbCdEf", "apinizer/o/a"},
+		{arn + "apinizer/o/a-012345", "apinizer/o/a"},
+		{arn + "apinizer/o/my-client-AbCdEf", "apinizer/o/my-client"},
+		// partial ARNs: no suffix to drop
+		{arn + "apinizer/o/my-app", "apinizer/o/my-app"},
+		{arn + "apinizer/team-a/orders", "apinizer/team-a/orders"},
+		{arn + "apinizer/o-my/app", "apinizer/o-my/app"},
+		{arn + "apinizer/o/a-b.c@de", "apinizer/o/a-b.c@de"},
+		{arn + "apinizer/o/a-AbCdE", "apinizer/o/a-AbCdE"},
+		{arn + "apinizer/o/a-AbCdEfG", "apinizer/o/a-AbCdEfG"},
+		{arn + "apinizer/o/a-AbC_Ef", "apinizer/o/a-AbC_Ef"},
+		{arn + "apinizer/o/a_AbCdEf", "apinizer/o/a_AbCdEf"},
+		{arn + "-AbCdEf", "-AbCdEf"}, // nothing would be left
+		// the ambiguity SecretName documents: these partial ARNs of
+		// "apinizer/o/a-abcdef" and "apinizer/o/my-client" read as full
+		// ARNs of "apinizer/o/a" and "apinizer/o/my"
+		{arn + "apinizer/o/a-abcdef", "apinizer/o/a"},
+		{arn + "apinizer/o/my-client", "apinizer/o/my"},
+		{"arn:aws:iam::123456789012:role/x-AbCdEf", "arn:aws:iam::123456789012:role/x-AbCdEf"},
+	}
+	for _, tc := range cases {
+		if got := SecretName(tc.id); got != tc.want {
+			t.Errorf("SecretName(%q) = %q, want %q", tc.id, got, tc.want)
+		}
+	}
+}
+
 func TestRedactJobBodyKeepsOnlyTheJobKeys(t *testing.T) {
 	cases := []struct{ body, want string }{
 		{`{"secretId":"s","password":"Leaky-Password-9"}`, `{"password":"[REDACTED]","secretId":"s"}`},
@@ -88,6 +147,8 @@ func TestSameSecret(t *testing.T) {
 		{arn, arn, true},
 		{"apinizer/tokens", arn, false},
 		{"apinizer/orders", "apinizer/token", false},
+		{"arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/my-key", "apinizer/my", false},
+		{"arn:aws:secretsmanager:us-east-1:123456789012:secret:apinizer/my-key", "apinizer/my-key", true},
 	}
 	for _, tc := range cases {
 		if got := SameSecret(tc.a, tc.b); got != tc.want {

@@ -52,9 +52,11 @@ type EnqueueReport struct {
 	DryRun   bool
 	// Found counts the secret ids given, repeats included.
 	Found int
-	// Duplicates counts the repeats dropped.
+	// Duplicates counts the repeats dropped: ids naming a secret, by name
+	// or by ARN, that an earlier id named.
 	Duplicates int
-	// Excluded counts the distinct ids dropped because Exclude names them.
+	// Excluded counts the distinct secrets dropped because Exclude names
+	// them.
 	Excluded int
 	// Jobs are the valid jobs, in order: those sent, or on a dry run those
 	// that would have been.
@@ -72,8 +74,8 @@ func (r *EnqueueReport) OK() bool {
 	return len(r.Failed) == 0
 }
 
-// Enqueue sends one job per distinct secret id to the queue, ten per
-// SendMessageBatch call, retrying the entries SQS failed to take. Each
+// Enqueue sends one job per distinct secret (see Dedupe) to the queue, ten
+// per SendMessageBatch call, retrying the entries SQS failed to take. Each
 // job is {"secretId": id, "jobId": opts.JobID}, checked with
 // bulk.ParseJob first; an id that makes no valid job is reported and not
 // sent. On a FIFO queue a job's message group is its secret (see
@@ -118,7 +120,8 @@ func enqueue(ctx context.Context, s *batchSender, ids []string, opts EnqueueOpti
 		}
 		j := Job{SecretID: id, Body: body}
 		if fifo {
-			j.GroupID, j.DedupID = groupID(id), dedupID(opts.JobID, id)
+			// the secret counts by name, as in the job's token
+			j.GroupID, j.DedupID = groupID(id), dedupID(opts.JobID, bulk.SecretName(id))
 		}
 		r.Jobs = append(r.Jobs, j)
 	}

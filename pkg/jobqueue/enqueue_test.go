@@ -238,12 +238,19 @@ func TestEnqueueOnFIFOQueues(t *testing.T) {
 	}
 	for i := range first {
 		d := aws.ToString(first[i].MessageDeduplicationId)
-		if d != dedupID("leak-7", ids[i]) || len(d) != 64 {
+		if d != dedupID("leak-7", bulk.SecretName(ids[i])) || len(d) != 64 {
 			t.Errorf("dedup id %d = %q", i, d)
 		}
 		if d != aws.ToString(second[i].MessageDeduplicationId) {
 			t.Errorf("the same job enqueued twice got two deduplication ids")
 		}
+	}
+	// and one deduplication id per job and secret, however it is named
+	r, err := Enqueue(t.Context(), &fakeSQS{}, []string{arn}, EnqueueOptions{QueueURL: fifoURL,
+		JobID: "leak-7", DryRun: true})
+	if err != nil || r.Jobs[0].DedupID != aws.ToString(first[0].MessageDeduplicationId) {
+		t.Errorf("the job by ARN got deduplication id %+v, by name %q (%v)", r.Jobs,
+			aws.ToString(first[0].MessageDeduplicationId), err)
 	}
 	if dedupID("leak-7", ids[0]) == dedupID("leak-8", ids[0]) {
 		t.Error("another job id must give another deduplication id")
@@ -325,15 +332,16 @@ func TestEnqueueSkipsExcludedSecretsByNameOrARN(t *testing.T) {
 	if got := strings.Join(fake.bodies(), " "); got != want {
 		t.Errorf("sent %s, want %s", got, want)
 	}
-	if r.Found != 5 || r.Excluded != 2 || r.Enqueued != 3 || !r.OK() {
-		t.Errorf("report = found %d, excluded %d, enqueued %d, failed %v", r.Found, r.Excluded,
-			r.Enqueued, r.Failed)
+	// the token secret, by ARN and by name, is one secret listed twice
+	if r.Found != 5 || r.Duplicates != 1 || r.Excluded != 1 || r.Enqueued != 3 || !r.OK() {
+		t.Errorf("report = found %d, duplicates %d, excluded %d, enqueued %d, failed %v", r.Found,
+			r.Duplicates, r.Excluded, r.Enqueued, r.Failed)
 	}
 	var out bytes.Buffer
 	if err := r.Write(&out); err != nil {
 		t.Fatal(err)
 	}
-	if line := "summary: found 5, enqueued 3, failed 0, skipped duplicates 0, excluded 2\n"; !strings.Contains(out.String(), line) {
+	if line := "summary: found 5, enqueued 3, failed 0, skipped duplicates 1, excluded 1\n"; !strings.Contains(out.String(), line) {
 		t.Errorf("report lacks %q:\n%s", line, out.String())
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/apinizer-rotation/rotator/pkg/bulk"
 )
 
 // maxLine bounds one line of an id list; a secret id is at most 2048
@@ -39,16 +41,18 @@ func ReadIDs(r io.Reader) ([]string, error) {
 }
 
 // Dedupe returns ids without repeats, in the order each first appears,
-// and how many repeats it dropped.
+// and how many repeats it dropped. Ids naming the same secret, by name or
+// by ARN (bulk.SameSecret), are repeats; the form seen first is kept.
 func Dedupe(ids []string) (unique []string, duplicates int) {
 	seen := make(map[string]bool, len(ids))
 	unique = make([]string, 0, len(ids))
 	for _, id := range ids {
-		if seen[id] {
+		name := bulk.SecretName(id)
+		if seen[name] {
 			duplicates++
 			continue
 		}
-		seen[id] = true
+		seen[name] = true
 		unique = append(unique, id)
 	}
 	return unique, duplicates

@@ -51,6 +51,20 @@ func TestDedupe(t *testing.T) {
 	}
 }
 
+func TestDedupeCountsASecretOnceByNameOrARN(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"
+	got, dups := Dedupe([]string{
+		"apinizer/o/a", arn + "apinizer/o/a-AbCdEf", // the name first: kept
+		arn + "apinizer/o/b-AbCdEf", "apinizer/o/b", arn + "apinizer/o/b-XyZ123", // the ARN first
+		arn + "apinizer/o/c-d.e_fg", "apinizer/o/c", // a partial ARN of another secret
+	})
+	want := []string{"apinizer/o/a", arn + "apinizer/o/b-AbCdEf", arn + "apinizer/o/c-d.e_fg",
+		"apinizer/o/c"}
+	if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", want) || dups != 3 {
+		t.Errorf("Dedupe = %q, %d; want %q, 3", got, dups, want)
+	}
+}
+
 func TestRunJobIDIsAValidJobID(t *testing.T) {
 	id := RunJobID(time.Date(2026, 12, 3, 14, 5, 9, 0, time.FixedZone("x", 3*3600)))
 	if id != "enqueue-20261203T110509Z" {
