@@ -28,6 +28,17 @@ func TestLoadAppliesDefaults(t *testing.T) {
 	}
 }
 
+func TestLoadReadsARateWithDecimals(t *testing.T) {
+	for v, want := range map[string]float64{"2.5": 2.5, " 0.5 ": 0.5, "0.001": 0.001, "1000": 1000, "": 0} {
+		m := valid()
+		m[EnvMaxRPS] = v
+		cfg, err := Load(env(m))
+		if err != nil || cfg.MaxRPS != want {
+			t.Errorf("%s=%q: MaxRPS %v, error %v; want %v", EnvMaxRPS, v, cfg.MaxRPS, err, want)
+		}
+	}
+}
+
 func TestDefaultExclusionsCoverWhatBreaksURLsJSONAndBasicAuth(t *testing.T) {
 	for _, c := range []string{`"`, `\`, ":", "@", "/", "%", "#", "&", "?", "+", "'"} {
 		if !strings.Contains(DefaultExcludeCharacters, c) {
@@ -56,6 +67,9 @@ func TestLoadReportsEveryProblemInOneError(t *testing.T) {
 			[]string{EnvGatewayProbePath}},
 		{"rate not a number", map[string]string{EnvMaxRPS: "fast"}, []string{EnvMaxRPS}},
 		{"rate zero", map[string]string{EnvMaxRPS: "0"}, []string{EnvMaxRPS}},
+		{"rate above 1000", map[string]string{EnvMaxRPS: "5000"}, []string{EnvMaxRPS}},
+		{"rate just above 1000", map[string]string{EnvMaxRPS: "1000.001"}, []string{EnvMaxRPS}},
+		{"rate not a number at all", map[string]string{EnvMaxRPS: "NaN"}, []string{EnvMaxRPS}},
 		{"concurrency zero", map[string]string{EnvBulkMaxConcurrency: "0"}, []string{EnvBulkMaxConcurrency}},
 		{"prepare-ahead negative", map[string]string{EnvBulkPrepareAhead: "-1"}, []string{EnvBulkPrepareAhead}},
 		{"prepare-ahead too many", map[string]string{EnvBulkPrepareAhead: "101"}, []string{EnvBulkPrepareAhead}},
