@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -100,6 +101,21 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 		return nil, exitOK, false
 	case err != nil:
 		return nil, exitUsage, false // the flag package printed why, and the usage
+	}
+	// a flag given an empty value ("--job-id $UNSET") is a mistake, not a
+	// request for the default: the default may do something else entirely
+	var empty []string
+	fs.Visit(func(f *flag.Flag) {
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			return
+		}
+		if strings.TrimSpace(f.Value.String()) == "" {
+			empty = append(empty, "--"+f.Name)
+		}
+	})
+	if len(empty) > 0 {
+		return nil, usageError(fs.Output(), fs.Name(), fmt.Errorf("%s given an empty value; "+
+			"leave a flag out for its default", strings.Join(empty, ", "))), false
 	}
 	return positional, 0, true
 }

@@ -31,7 +31,7 @@ Flags:
                          rejected, invalid_job, invalid_secret, unexpected;
                          or raw for the raw job bodies
   --secret S             only messages about this secret (name or ARN)
-  --max N                stop after N messages sent (default: all)
+  --max N                stop after N messages sent (default, or 0: all)
   --dry-run              receive and print; send and delete nothing, and
                          make every message visible again
   --progress             print progress to stderr about once a second

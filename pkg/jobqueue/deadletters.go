@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/apinizer-rotation/rotator/pkg/bulk"
+	"github.com/apinizer-rotation/rotator/pkg/deadletter"
 )
 
 // deadLetterRecord holds the fields of a dead-letter record a redrive
@@ -48,6 +49,13 @@ func readDeadLetter(messageID, body string) *Message {
 		m.key = "message:" + rec.MessageID
 	case rec.SecretID != "" && rec.VersionID != "":
 		m.key = "version:" + rec.SecretID + "\x00" + rec.VersionID
+	}
+
+	// an invalid job fails again as it is, and its record holds it with
+	// the faulty fields redacted: it is fixed and enqueued anew, not moved
+	if rec.Reason == deadletter.ReasonInvalidJob {
+		m.State, m.Detail = StateSkipped, "an invalid job cannot succeed as it is: fix it and enqueue it again"
+		return m
 	}
 
 	// the job it came from, else a new job for the secret it names

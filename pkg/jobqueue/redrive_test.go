@@ -63,8 +63,18 @@ func TestReadDeadLetter(t *testing.T) {
 			name: "an invalid job with no secret is skipped",
 			body: record(t, deadletter.Record{Reason: "invalid_job", Source: "bulk",
 				MessageID: "orig-4", JobBody: "not json"}),
-			reason: "invalid_job", skipped: "holds no valid job and names no secret",
+			reason: "invalid_job", skipped: "an invalid job cannot succeed as it is",
 			key: "message:orig-4",
+		},
+		{
+			// the faulty field is redacted in the record: moved back, it
+			// would become a job under the literal id "[REDACTED]"
+			name: "an invalid job naming a secret is skipped too",
+			body: record(t, deadletter.Record{Reason: "invalid_job", Source: "bulk",
+				SecretID: "apinizer/o/f", MessageID: "orig-5",
+				JobBody: `{"jobId":"[REDACTED]","secretId":"apinizer/o/f"}`}),
+			reason: "invalid_job", secretID: "apinizer/o/f", skipped: "fix it and enqueue it again",
+			key: "message:orig-5",
 		},
 		{
 			name:   "a raw job body is sent as it is",
