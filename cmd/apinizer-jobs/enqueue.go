@@ -99,6 +99,9 @@ func runEnqueue(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			fmt.Fprintf(stderr, "apinizer-jobs enqueue: %v\n", err)
 			return exitFailed
 		}
+		if err := checkQueueRegion("--queue-url", f.queueURL, cfg.Region); err != nil {
+			return usageError(stderr, "enqueue", err)
+		}
 	}
 	listed, err := listedIDs(ctx, cfg, f)
 	if err != nil {

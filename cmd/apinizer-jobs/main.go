@@ -132,6 +132,29 @@ func checkQueueURL(flag, v string) error {
 	return nil
 }
 
+// checkQueueRegion refuses an AWS queue URL of another region than the
+// SDK's: the SDK sends to its own region's endpoint, whatever the URL's
+// host says. A URL that is not an AWS host (a local emulator) is not
+// checked.
+func checkQueueRegion(flag, v, region string) error {
+	u, err := url.Parse(v)
+	if err != nil {
+		return nil // checkQueueURL has refused it already
+	}
+	host := strings.ToLower(u.Hostname())
+	var queueRegion string
+	if rest, ok := strings.CutPrefix(host, "sqs."); ok {
+		queueRegion, _, _ = strings.Cut(rest, ".")
+	} else if r, ok := strings.CutSuffix(host, ".queue.amazonaws.com"); ok {
+		queueRegion = r
+	}
+	if !strings.Contains(host, ".amazonaws.com") || queueRegion == "" || queueRegion == region {
+		return nil
+	}
+	return fmt.Errorf("%s is a queue in %s, but the AWS configuration's region is %s "+
+		"(set AWS_REGION or the profile's region to the queue's)", flag, queueRegion, region)
+}
+
 // usageError prints a usage problem of a subcommand and returns exitUsage.
 func usageError(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "apinizer-jobs %s: %v\n(\"apinizer-jobs %s -h\" lists the flags)\n",

@@ -455,3 +455,42 @@ func TestRedriveAgainstMoto(t *testing.T) {
 		t.Errorf("left in the DLQ: %v", left)
 	}
 }
+
+// The SDK sends to its own region's endpoint whatever the queue URL's host
+// says: a queue of another region is refused before anything is sent.
+func TestAQueueOfAnotherRegionIsRefused(t *testing.T) {
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9") // nothing listens: no call may be made
+	euQueue := "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs"
+	for _, args := range [][]string{
+		{"enqueue", "--queue-url", euQueue, "apinizer/o/a"},
+		{"redrive", "--dlq-url", "https://sqs.us-east-1.amazonaws.com/123456789012/dlq",
+			"--queue-url", euQueue},
+	} {
+		r := runCmd("", args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr,
+			"--queue-url is a queue in eu-west-1, but the AWS configuration's region is us-east-1") {
+			t.Errorf("%s: exit %d\n%s", args[0], r.code, r.stderr)
+		}
+	}
+}
+
+func TestCheckQueueRegion(t *testing.T) {
+	for url, ok := range map[string]bool{
+		"https://sqs.us-east-1.amazonaws.com/1/q":             true,
+		"https://SQS.US-EAST-1.amazonaws.com/1/q":             true,
+		"https://us-east-1.queue.amazonaws.com/1/q":           true,
+		"https://sqs.eu-west-1.amazonaws.com/1/q":             false,
+		"https://eu-west-1.queue.amazonaws.com/1/q":           false,
+		"http://127.0.0.1:4566/000000000000/q":                true, // an emulator
+		"https://sqs.eu-west-1.example.com/1/q":               true, // not AWS
+		"https://vpce-1.sqs.eu-west-1.vpce.amazonaws.com/1/q": true, // an endpoint of the caller's choosing
+	} {
+		if err := checkQueueRegion("--queue-url", url, "us-east-1"); (err == nil) != ok {
+			t.Errorf("%s: %v, want ok %v", url, err, ok)
+		}
+	}
+}

@@ -88,6 +88,11 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "apinizer-jobs redrive: %v\n", err)
 		return exitFailed
 	}
+	for _, q := range []struct{ flag, url string }{{"--dlq-url", opts.DLQURL}, {"--queue-url", opts.QueueURL}} {
+		if err := checkQueueRegion(q.flag, q.url, cfg.Region); err != nil {
+			return usageError(stderr, "redrive", err)
+		}
+	}
 	report, err := jobqueue.Redrive(ctx, sqs.NewFromConfig(cfg), opts)
 	if report == nil {
 		fmt.Fprintf(stderr, "apinizer-jobs redrive: %v\n", err)
