@@ -20,7 +20,7 @@ import (
 
 // Rotator rotates one secret now under a token.
 type Rotator interface {
-	RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error)
+	RotateNow(ctx context.Context, secretID string, tokenFor rotation.TokenFor) (rotation.Result, error)
 }
 
 var _ Rotator = (*rotation.Engine)(nil)
@@ -247,9 +247,13 @@ func (h *Handler) one(ctx context.Context, rec events.SQSMessage, longest *atomi
 		defer cancel()
 	}
 
-	token := Token(job, rec.MessageId)
+	// the token comes from the name Secrets Manager gives: a partial ARN
+	// and the name of one secret make one token
+	tokenFor := func(name string) string {
+		return Token(Job{SecretID: name, JobID: job.JobID}, rec.MessageId)
+	}
 	jobStart := h.clock()
-	res, err := h.Rotator.RotateNow(jctx, job.SecretID, token)
+	res, err := h.Rotator.RotateNow(jctx, job.SecretID, tokenFor)
 	took := h.clock().Sub(jobStart)
 	for prev := longest.Load(); int64(took) > prev && !longest.CompareAndSwap(prev, int64(took)); {
 		prev = longest.Load()

@@ -34,7 +34,7 @@ type fakeRotator struct {
 	cut     atomic.Int32 // jobs whose context ended before their delay did
 }
 
-func (f *fakeRotator) RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error) {
+func (f *fakeRotator) RotateNow(ctx context.Context, secretID string, tokenFor rotation.TokenFor) (rotation.Result, error) {
 	n := f.running.Add(1)
 	defer f.running.Add(-1)
 	for {
@@ -58,7 +58,7 @@ func (f *fakeRotator) RotateNow(ctx context.Context, secretID, token string) (ro
 	if secretID == "panics" {
 		panic("boom")
 	}
-	return rotation.Result{VersionID: token, ProjectName: "p", Username: "u"}, err
+	return rotation.Result{VersionID: tokenFor(secretID), ProjectName: "p", Username: "u"}, err
 }
 
 // fakeDLQ keeps what it was sent; it refuses records of the secrets in
@@ -539,7 +539,7 @@ type loggedRotator struct {
 	log *eventLog
 }
 
-func (r loggedRotator) RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error) {
+func (r loggedRotator) RotateNow(ctx context.Context, secretID string, token rotation.TokenFor) (rotation.Result, error) {
 	r.log.add("rotate " + secretID)
 	return r.fakeRotator.RotateNow(ctx, secretID, token)
 }

@@ -69,7 +69,7 @@ func newCorpusRotator() *corpusRotator {
 	}
 }
 
-func (r *corpusRotator) RotateNow(ctx context.Context, secretID, token string) (rotation.Result, error) {
+func (r *corpusRotator) RotateNow(ctx context.Context, secretID string, token rotation.TokenFor) (rotation.Result, error) {
 	switch secretID {
 	case "apinizer/orders", "apinizer/other", "apinizer/flaky", "panics":
 		return r.fake.RotateNow(ctx, secretID, token)

@@ -33,8 +33,16 @@ type Result struct {
 	Superseded bool
 }
 
-// RotateNow runs create, set, test and finish in one go under token, the
-// way a bulk job asks for a rotation. It reads each thing once: five
+// TokenFor derives a rotation token (the new version's id) from the
+// secret's name as DescribeSecret gives it, so that every way of naming one
+// secret (its name, its full ARN, a partial ARN) gives one token.
+type TokenFor func(secretName string) string
+
+// FixedToken is a TokenFor for a caller that holds its token already.
+func FixedToken(token string) TokenFor { return func(string) string { return token } }
+
+// RotateNow runs create, set, test and finish in one go under the token
+// tokenFor derives, the way a bulk job asks for a rotation. It reads each thing once: five
 // Secrets Manager calls and two writes for a new rotation.
 //
 // If the secret has an unfinished rotation (AWSPENDING with a value on a
@@ -42,7 +50,7 @@ type Result struct {
 // another. If AWSPENDING has no value yet, ErrRotationStarting is returned.
 // Calling RotateNow again with the same token after any failure resumes the
 // same rotation.
-func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result, error) {
+func (e *Engine) RotateNow(ctx context.Context, secretID string, tokenFor TokenFor) (Result, error) {
 	start := time.Now()
 	log := e.logger().With("secretId", secretID, "step", "rotateNow")
 	var res Result
@@ -51,6 +59,11 @@ func (e *Engine) RotateNow(ctx context.Context, secretID, token string) (Result,
 	if err != nil {
 		return res, err
 	}
+	name := aws.ToString(desc.Name)
+	if name == "" {
+		name = secretID
+	}
+	token := tokenFor(name)
 	vs := versions(desc.VersionIdsToStages)
 	currentVersion := vs.holding(stageCurrent)
 	s := secret{id: secretID, arn: aws.ToString(desc.ARN), current: currentVersion}

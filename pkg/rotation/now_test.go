@@ -12,7 +12,7 @@ import (
 )
 
 func rotateNow(f *fixture, tok string) (Result, error) {
-	return f.eng.RotateNow(context.Background(), "apinizer/orders", tok)
+	return f.eng.RotateNow(context.Background(), "apinizer/orders", FixedToken(tok))
 }
 
 func TestRotateNowMakesFiveCallsAndTwoWrites(t *testing.T) {

@@ -320,3 +320,44 @@ func seedJobs(t *testing.T, n int, user, jobPrefix string) ([]credential, []stri
 	}
 	return cs, bodies
 }
+
+// A partial ARN (no suffix) of a name that ends in a dash and six letters
+// reads like a full ARN of another name. The job's token comes from the
+// name DescribeSecret gives, so one job id given by name and then by
+// partial ARN rotates the secret once.
+func TestAJobByNameThenByPartialARNRotatesOnce(t *testing.T) {
+	useSimulator(t, simulator.Config{})
+	seq.mu.Lock()
+	seq.n++
+	n := seq.n
+	seq.mu.Unlock()
+	name := fmt.Sprintf("apinizer/e2e/partial-%d/orders-client", n)
+	c := credential{project: "Orders", username: fmt.Sprintf("partial-%d", n),
+		seed: fmt.Sprintf("Seed-Password-%d-x", n)}
+	var err error
+	if c.arn, err = stack.SeedCredential(testContext(t), name, c.project, c.username, c.seed); err != nil {
+		t.Fatal(err)
+	}
+	partial := c.arn[:len(c.arn)-len("-AbCdEf")]
+	if !strings.HasSuffix(partial, ":secret:"+name) {
+		t.Fatalf("partial ARN %s", partial)
+	}
+	for _, id := range []string{name, partial} {
+		if err := stack.Enqueue(testContext(t), fmt.Sprintf(`{"secretId":%q,"jobId":"partial-once"}`, id)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := stack.DeliverBatch(testContext(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Response.BatchItemFailures) != 0 {
+			t.Fatalf("by %s: batch %+v", id, b.Response)
+		}
+	}
+	if changes := stack.Sim.PasswordChanges(c.project, c.username); changes != 1 {
+		t.Errorf("the password was changed %d times, want 1", changes)
+	}
+	if got := check(t, c); !got.Converged() {
+		t.Fatalf("%+v", got)
+	}
+}
