@@ -193,11 +193,20 @@ func (e *Engine) set(ctx context.Context, log *slog.Logger, s secret, token stri
 	if err != nil {
 		return err
 	}
-	if versions(desc.VersionIdsToStages).has(token, stagePending) {
+	vs := versions(desc.VersionIdsToStages)
+	if vs.has(token, stagePending) {
 		return nil
 	}
 	if err := e.sendLatest(ctx, log, s); err != nil {
 		return fmt.Errorf("version %s: %w; then %w", token, ErrSuperseded, err)
+	}
+	if vs.has(token, stageCurrent) {
+		// a bulk job finished this very version meanwhile (and another
+		// rotation may have begun since): this rotation is done, and
+		// Apinizer holds the latest stored password
+		log.InfoContext(ctx, "version promoted by another run while it was sent; "+
+			"Apinizer holds the latest stored password", "versionId", token)
+		return nil
 	}
 	return fmt.Errorf("version %s: %w; Apinizer was given the latest stored password", token, ErrSuperseded)
 }

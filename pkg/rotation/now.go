@@ -51,6 +51,12 @@ func FixedToken(token string) TokenFor { return func(string) string { return tok
 // Calling RotateNow again with the same token after any failure resumes the
 // same rotation.
 func (e *Engine) RotateNow(ctx context.Context, secretID string, tokenFor TokenFor) (Result, error) {
+	return e.rotateNow(ctx, secretID, tokenFor, false)
+}
+
+// rotateNow is RotateNow; again is true on the second look after another
+// copy of the same job wrote its version first.
+func (e *Engine) rotateNow(ctx context.Context, secretID string, tokenFor TokenFor, again bool) (Result, error) {
 	start := time.Now()
 	log := e.logger().With("secretId", secretID, "step", "rotateNow")
 	var res Result
@@ -110,6 +116,14 @@ func (e *Engine) RotateNow(ctx context.Context, secretID string, tokenFor TokenF
 		}
 		if err := e.putPending(ctx, s, token, "", current, password); err != nil {
 			var exists *types.ResourceExistsException
+			if errors.As(err, &exists) && !again {
+				// another copy of this job (a duplicate delivery) wrote the
+				// version after the describe: look again, and finish it,
+				// acknowledge it, or send the latest, as its labels say
+				log.InfoContext(ctx, "version written by another copy of this job; reading its labels again",
+					"versionId", token)
+				return e.rotateNow(ctx, secretID, FixedToken(token), true)
+			}
 			if errors.As(err, &exists) {
 				// the version was written by this job before and has lost
 				// its labels since

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/apinizer-rotation/rotator/pkg/apinizer"
 )
@@ -165,4 +167,43 @@ func TestNamesApinizerCannotTakeAreRefusedBeforeAnyWrite(t *testing.T) {
 			t.Errorf("%q: a pending value was written", name)
 		}
 	}
+}
+
+// racingPut writes the other copy's version of the same token (another
+// password, AWSPENDING) just before this copy's first PutSecretValue: two
+// deliveries of one job, the other one a moment ahead.
+type racingPut struct {
+	*fakeSM
+	once  sync.Once
+	other string
+}
+
+func (r *racingPut) PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput,
+	opts ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error) {
+	r.once.Do(func() {
+		_, _ = r.fakeSM.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: in.SecretId,
+			ClientRequestToken: in.ClientRequestToken, SecretString: aws.String(r.other),
+			VersionStages: []string{stagePending}})
+	})
+	return r.fakeSM.PutSecretValue(ctx, in, opts...)
+}
+
+// A copy of the job that finds its version written by the other copy
+// finishes that version (its password is what Apinizer may hold), rather
+// than being acknowledged with the version left AWSPENDING.
+func TestADuplicateDeliveryFinishesTheVersionTheOtherCopyWrote(t *testing.T) {
+	f := newFixture(seed)
+	other := `{"projectName":"Orders","username":"orders-client","password":"Other-Copy-7","note":"kept"}`
+	f.eng.Secrets = &racingPut{fakeSM: f.sm, other: other}
+	res, err := rotateNow(f, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.VersionID != token || res.Superseded || f.sm.holder(stageCurrent) != token {
+		t.Errorf("result %+v, AWSCURRENT on %q: want the job's version promoted", res, f.sm.holder(stageCurrent))
+	}
+	if f.api.stored != "Other-Copy-7" {
+		t.Errorf("Apinizer holds %q, want the stored version's password", f.api.stored)
+	}
+	f.assertInvariant(t)
 }

@@ -156,3 +156,39 @@ func TestASetSecretOvertakenByABulkJobLeavesTheLatestPassword(t *testing.T) {
 	}
 	f.assertInvariant(t)
 }
+
+// A bulk job resumes the scheduled rotation's own version and promotes it
+// while setSecret is sending, and another rotation writes AWSPENDING right
+// after. setSecret's version is done (AWSCURRENT): it gives Apinizer the
+// latest stored password, the new pending one, and succeeds.
+func TestASetSecretWhoseVersionWasPromotedMeanwhileSucceeds(t *testing.T) {
+	f := newFixture(seed)
+	hapi := &hookedApinizer{fakeApinizer: f.api}
+	f.eng.Apinizer = hapi
+	f.sm.startRotation(token)
+	if err := f.step(t, StepCreate, token); err != nil {
+		t.Fatal(err)
+	}
+	newer := `{"projectName":"Orders","username":"orders-client","password":"Newer-Pass-9","note":"kept"}`
+	hapi.before = func(string) {
+		hapi.before = nil
+		// the bulk job: it finds this version pending, resumes and promotes it
+		if res, err := rotateNow(f, "job-token-000000000000000000000003"); err != nil || res.VersionID != token {
+			t.Errorf("the job: %+v, %v", res, err)
+		}
+		// then another rotation writes its pending value
+		if _, err := f.sm.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
+			SecretId: aws.String("apinizer/orders"), ClientRequestToken: aws.String("next-token-00000000000000000000004"),
+			SecretString: aws.String(newer), VersionStages: []string{stagePending}}); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := f.step(t, StepSet, token); err != nil {
+		t.Errorf("setSecret failed although its version is AWSCURRENT: %v", err)
+	}
+	if f.sm.holder(stageCurrent) != token || f.api.stored != "Newer-Pass-9" {
+		t.Errorf("AWSCURRENT on %q, Apinizer holds %q: want the job's version current and the newer "+
+			"pending password at Apinizer", f.sm.holder(stageCurrent), f.api.stored)
+	}
+	f.assertInvariant(t)
+}
