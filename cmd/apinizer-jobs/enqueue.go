@@ -183,12 +183,6 @@ func parseEnqueue(args []string, stderr io.Writer) (*enqueueFlags, int, bool) {
 		errs = append(errs, errors.New("no secrets given: name them, or use -, --file, "+
 			"--prefix, --tag or --project"))
 	}
-	for _, x := range f.exclude {
-		if strings.TrimSpace(x) == "" {
-			errs = append(errs, errors.New("--exclude: an empty secret id"))
-			break
-		}
-	}
 	if f.tag != "" {
 		var err error
 		if f.tagKey, f.tagValue, err = jobqueue.ParseTag(f.tag); err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -109,7 +110,11 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, int, bool) {
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
 			return
 		}
-		if strings.TrimSpace(f.Value.String()) == "" {
+		blank := strings.TrimSpace(f.Value.String()) == ""
+		if l, ok := f.Value.(*listFlag); ok {
+			blank = slices.ContainsFunc(*l, func(v string) bool { return strings.TrimSpace(v) == "" })
+		}
+		if blank {
 			empty = append(empty, "--"+f.Name)
 		}
 	})
