@@ -167,7 +167,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	defer cancel()
 	h.sendDeadLetters(sctx, outcomes)
 
-	resp, err := h.response(ev.Records, outcomes)
+	resp := h.response(ev.Records, outcomes)
 	counts := map[string]int{}
 	for _, o := range outcomes {
 		counts[[]string{"done", "retry", "deadLettered"}[o.verdict]]++
@@ -191,7 +191,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 	log.InfoContext(ctx, "batch done", "records", len(ev.Records), "done", counts["done"],
 		"retry", counts["retry"], "deadLettered", counts["deadLettered"],
 		"durationMs", h.clock().Sub(start).Milliseconds())
-	return resp, err
+	return resp, nil
 }
 
 // one handles one record, recovering from a panic in it.
@@ -343,26 +343,18 @@ func (h *Handler) sendDeadLetters(ctx context.Context, outcomes []outcome) {
 	}
 }
 
-// response lists every record to retry, by message id, once each.
-func (h *Handler) response(records []events.SQSMessage, outcomes []outcome) (events.SQSEventResponse, error) {
+// response lists every record to retry, by message id, once each. Handle
+// has refused a batch with a record that has none.
+func (h *Handler) response(records []events.SQSMessage, outcomes []outcome) events.SQSEventResponse {
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	seen := map[string]bool{}
 	for i, o := range outcomes {
-		if o.verdict != retry {
-			continue
-		}
-		id := records[i].MessageId
-		if id == "" {
-			// nothing to name it by: only failing the batch keeps it
-			return events.SQSEventResponse{}, errors.New("a record without a messageId failed: " +
-				"failing the whole batch so that nothing is lost")
-		}
-		if !seen[id] {
+		if id := records[i].MessageId; o.verdict == retry && !seen[id] {
 			seen[id] = true
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
 		}
 	}
-	return resp, nil
+	return resp
 }
 
 // group is a set of records that run one after another.
