@@ -71,7 +71,8 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return usageError(stderr, "redrive", errors.New("--visibility-timeout must be whole seconds, "+
 			"from 1s to 12h"))
 	}
-	for _, q := range []struct{ flag, url string }{{"--dlq-url", opts.DLQURL}, {"--queue-url", opts.QueueURL}} {
+	queues := []struct{ flag, url string }{{"--dlq-url", opts.DLQURL}, {"--queue-url", opts.QueueURL}}
+	for _, q := range queues {
 		if err := checkQueueURL(q.flag, q.url); err != nil {
 			return usageError(stderr, "redrive", err)
 		}
@@ -88,7 +89,7 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "apinizer-jobs redrive: %v\n", err)
 		return exitFailed
 	}
-	for _, q := range []struct{ flag, url string }{{"--dlq-url", opts.DLQURL}, {"--queue-url", opts.QueueURL}} {
+	for _, q := range queues {
 		if err := checkQueueRegion(q.flag, q.url, cfg.Region); err != nil {
 			return usageError(stderr, "redrive", err)
 		}
