@@ -169,32 +169,25 @@ func TestNamesApinizerCannotTakeAreRefusedBeforeAnyWrite(t *testing.T) {
 	}
 }
 
-// racingPut writes the other copy's version of the same token (another
-// password, AWSPENDING) just before this copy's first PutSecretValue: two
-// deliveries of one job, the other one a moment ahead.
-type racingPut struct {
-	*fakeSM
-	once  sync.Once
-	other string
-}
-
-func (r *racingPut) PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput,
-	opts ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error) {
-	r.once.Do(func() {
-		_, _ = r.fakeSM.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: in.SecretId,
-			ClientRequestToken: in.ClientRequestToken, SecretString: aws.String(r.other),
-			VersionStages: []string{stagePending}})
-	})
-	return r.fakeSM.PutSecretValue(ctx, in, opts...)
-}
-
 // A copy of the job that finds its version written by the other copy
 // finishes that version (its password is what Apinizer may hold), rather
 // than being acknowledged with the version left AWSPENDING.
 func TestADuplicateDeliveryFinishesTheVersionTheOtherCopyWrote(t *testing.T) {
 	f := newFixture(seed)
 	other := `{"projectName":"Orders","username":"orders-client","password":"Other-Copy-7","note":"kept"}`
-	f.eng.Secrets = &racingPut{fakeSM: f.sm, other: other}
+	// the other delivery of the same job writes the version (another
+	// password, AWSPENDING) a moment before this copy's write
+	h := &hookedSM{fakeSM: f.sm}
+	var once sync.Once
+	h.putHook = func(ctx context.Context, in *secretsmanager.PutSecretValueInput, put func() error) error {
+		once.Do(func() {
+			_, _ = f.sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: in.SecretId,
+				ClientRequestToken: in.ClientRequestToken, SecretString: aws.String(other),
+				VersionStages: []string{stagePending}})
+		})
+		return put()
+	}
+	f.eng.Secrets = h
 	res, err := rotateNow(f, token)
 	if err != nil {
 		t.Fatal(err)
