@@ -238,38 +238,53 @@ func TestSendFillsACallUpToTheByteLimit(t *testing.T) {
 	}
 }
 
-// silentSQS is a fakeSQS whose answer lists the ids in silent neither as
-// successful nor as failed.
-type silentSQS struct {
+// editedSQS is a fakeSQS whose answer edit changes before it is returned:
+// a malformed answer.
+type editedSQS struct {
 	fakeSQS
-	silent map[string]bool
+	edit func(in *sqs.SendMessageBatchInput, out *sqs.SendMessageBatchOutput)
 }
 
-func (s *silentSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput,
+func (s *editedSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput,
 	opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	out, err := s.fakeSQS.SendMessageBatch(ctx, in, opts...)
-	if err != nil {
-		return out, err
+	if err == nil {
+		s.edit(in, out)
 	}
-	ok, failed := out.Successful[:0], out.Failed[:0]
-	for _, e := range out.Successful {
-		if !s.silent[aws.ToString(e.Id)] {
-			ok = append(ok, e)
+	return out, err
+}
+
+// silent is an edit that lists the given ids neither as successful nor as
+// failed.
+func silent(ids ...string) func(*sqs.SendMessageBatchInput, *sqs.SendMessageBatchOutput) {
+	return func(_ *sqs.SendMessageBatchInput, out *sqs.SendMessageBatchOutput) {
+		out.Successful = slices.DeleteFunc(out.Successful, func(e types.SendMessageBatchResultEntry) bool {
+			return slices.Contains(ids, aws.ToString(e.Id))
+		})
+		out.Failed = slices.DeleteFunc(out.Failed, func(e types.BatchResultErrorEntry) bool {
+			return slices.Contains(ids, aws.ToString(e.Id))
+		})
+	}
+}
+
+// strayFailures is an edit that also lists as failed those of the given
+// ids that were not in the call.
+func strayFailures(ids ...string) func(*sqs.SendMessageBatchInput, *sqs.SendMessageBatchOutput) {
+	return func(in *sqs.SendMessageBatchInput, out *sqs.SendMessageBatchOutput) {
+		for _, id := range ids {
+			if !slices.ContainsFunc(in.Entries, func(e types.SendMessageBatchRequestEntry) bool {
+				return aws.ToString(e.Id) == id
+			}) {
+				out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: aws.String(id), Code: aws.String("X")})
+			}
 		}
 	}
-	for _, e := range out.Failed {
-		if !s.silent[aws.ToString(e.Id)] {
-			failed = append(failed, e)
-		}
-	}
-	out.Successful, out.Failed = ok, failed
-	return out, nil
 }
 
 // (g) An entry the answer does not mention was not confirmed: it is a
 // failure, named by its index, in the first call and in a later one.
 func TestSendCountsAnEntryTheAnswerDoesNotMentionAsFailed(t *testing.T) {
-	f := &silentSQS{silent: map[string]bool{"1": true, "12": true}, fakeSQS: fakeSQS{refuse: map[string]bool{"4": true}}}
+	f := &editedSQS{fakeSQS: fakeSQS{refuse: map[string]bool{"4": true}}, edit: silent("1", "12")}
 	err := NewSender(f, "https://q/dlq").Send(context.Background(), records(13)...)
 	var se *SendError
 	if !errors.As(err, &se) {
@@ -291,32 +306,11 @@ func TestSendCountsAnEntryTheAnswerDoesNotMentionAsFailed(t *testing.T) {
 	}
 }
 
-// strayFailSQS accepts every entry and also lists as failed those of the
-// stray ids that were not in the call: a malformed answer.
-type strayFailSQS struct {
-	fakeSQS
-	stray []string
-}
-
-func (s *strayFailSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput,
-	opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
-	out, err := s.fakeSQS.SendMessageBatch(ctx, in, opts...)
-	for _, id := range s.stray {
-		if slices.ContainsFunc(in.Entries, func(e types.SendMessageBatchRequestEntry) bool {
-			return aws.ToString(e.Id) == id
-		}) {
-			continue // in this call: not stray
-		}
-		out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: aws.String(id), Code: aws.String("X")})
-	}
-	return out, err
-}
-
 // An answer naming ids that were not in its call (the first call's "3",
 // one past the last record, or no number) fails no record: each record is
 // judged by its own entry only, and no index outside the batch is returned.
 func TestSendIgnoresFailedIDsThatWereNotInTheCall(t *testing.T) {
-	f := &strayFailSQS{stray: []string{"3", "12", "-1", "x"}}
+	f := &editedSQS{edit: strayFailures("3", "12", "-1", "x")}
 	err := NewSender(f, "https://q/dlq").Send(context.Background(), records(12)...)
 	if err != nil {
 		t.Errorf("every record was accepted, got %v", err)
