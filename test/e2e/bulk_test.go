@@ -327,17 +327,8 @@ func seedJobs(t *testing.T, n int, user, jobPrefix string) ([]credential, []stri
 // partial ARN rotates the secret once.
 func TestAJobByNameThenByPartialARNRotatesOnce(t *testing.T) {
 	useSimulator(t, simulator.Config{})
-	seq.mu.Lock()
-	seq.n++
-	n := seq.n
-	seq.mu.Unlock()
-	name := fmt.Sprintf("apinizer/e2e/partial-%d/orders-client", n)
-	c := credential{project: "Orders", username: fmt.Sprintf("partial-%d", n),
-		seed: fmt.Sprintf("Seed-Password-%d-x", n)}
-	var err error
-	if c.arn, err = stack.SeedCredential(testContext(t), name, c.project, c.username, c.seed); err != nil {
-		t.Fatal(err)
-	}
+	c := seedCredentialAt(t, "Orders", "partial", "/orders-client")
+	name := "apinizer/e2e/" + c.username + "/orders-client"
 	partial := c.arn[:len(c.arn)-len("-AbCdEf")]
 	if !strings.HasSuffix(partial, ":secret:"+name) {
 		t.Fatalf("partial ARN %s", partial)

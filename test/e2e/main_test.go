@@ -141,13 +141,20 @@ type credential struct {
 
 func seedCredential(t *testing.T, project, username string) credential {
 	t.Helper()
+	return seedCredentialAt(t, project, username, "")
+}
+
+// seedCredentialAt is seedCredential with suffix added to the secret's
+// name (apinizer/e2e/<username>-<n><suffix>).
+func seedCredentialAt(t *testing.T, project, username, suffix string) credential {
+	t.Helper()
 	seq.mu.Lock()
 	seq.n++
 	n := seq.n
 	seq.mu.Unlock()
 	c := credential{project: project, username: fmt.Sprintf("%s-%d", username, n),
 		seed: fmt.Sprintf("Seed-Password-%d-x", n)}
-	arn, err := stack.SeedCredential(testContext(t), fmt.Sprintf("apinizer/e2e/%s-%d", username, n),
+	arn, err := stack.SeedCredential(testContext(t), "apinizer/e2e/"+c.username+suffix,
 		c.project, c.username, c.seed)
 	if err != nil {
 		t.Fatal(err)
